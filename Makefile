@@ -1,0 +1,119 @@
+# The one entry point for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ENV ?= dev
+REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
+export AWS_DEFAULT_REGION := $(REGION)
+# SAM CLI would otherwise phone home on every command.
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+PIP_QUIET := -q
+# The machine's pip config names local indexes that may be absent; those warnings are noise.
+PIP_FILTER := grep -v '^WARNING: Location' || true
+
+# Resolved lazily (=) so targets that do not need Python never look for it.
+PYTHON313 = $(shell scripts/find_python.sh)
+PYTHON313_DIR = $(dir $(PYTHON313))
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+
+# ---------------------------------------------------------------- environments
+.PHONY: python-check
+python-check:
+	@scripts/find_python.sh >/dev/null
+
+$(VENV)/.installed: requirements/dev.txt layers/shared/requirements.txt | python-check
+	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
+	  rm -rf $(VENV); echo "creating $(VENV) with $(PYTHON313)"; $(PYTHON313) -m venv $(VENV); fi
+	@echo "installing pinned development requirements into $(VENV)"
+	@$(PY) -m pip install $(PIP_QUIET) -r requirements/dev.txt 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+$(TOOLS)/%/.installed: requirements/%.txt | python-check
+	@rm -rf $(TOOLS)/$*; echo "creating $(TOOLS)/$* with $(PYTHON313)"
+	@$(PYTHON313) -m venv $(TOOLS)/$*
+	@$(TOOLS)/$*/bin/python -m pip install $(PIP_QUIET) -r $< 2>&1 | $(PIP_FILTER)
+	@touch $@
+
+.PHONY: venv tools
+venv: $(VENV)/.installed ## create or refresh .venv (Python 3.13, pinned requirements)
+tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(TOOLS)/cfnlint/.installed ## install sam, checkov and cfn-lint, each in its own environment
+
+.PHONY: lock
+lock: | python-check ## re-pin requirements/*.txt from requirements/*.in (needs the package registry)
+	@for name in dev sam checkov cfnlint; do \
+	  tmp=$$(mktemp -d); $(PYTHON313) -m venv $$tmp; \
+	  (cd requirements && $$tmp/bin/python -m pip install $(PIP_QUIET) -r $$name.in 2>&1 | $(PIP_FILTER)); \
+	  { echo "# Frozen from requirements/$$name.in by 'make lock'. Edit the .in file, not this one."; \
+	    $$tmp/bin/python -m pip freeze --exclude-editable; } > requirements/$$name.txt; \
+	  rm -rf $$tmp; echo "locked requirements/$$name.txt"; done
+
+# ---------------------------------------------------------------- quality
+.PHONY: lint fmt typecheck
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: $(VENV)/.installed ## format and auto-fix with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(VENV)/.installed ## mypy --strict on our packages
+	$(VENV)/bin/mypy layers/shared/lambdakit layers/shared/vulnstats \
+	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn scripts
+
+# ---------------------------------------------------------------- tests
+# Tools are found by the template tests through these variables.
+TEST_ENV = TOOLS_DIR=$(abspath $(TOOLS)) PYTHON313_DIR=$(PYTHON313_DIR)
+
+.PHONY: test unit-test template-test
+test: lint typecheck tools ## lint, type checks and every test (unit, integration, template)
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -m "not perf"
+
+unit-test: $(VENV)/.installed ## unit tests only
+	$(PY) -m pytest tests/unit
+
+template-test: $(VENV)/.installed tools ## template tests only (cfn-lint, sam validate/build, checkov, translation)
+	$(TEST_ENV) $(PY) -m pytest tests/template
+
+# ---------------------------------------------------------------- SAM
+SAM = PATH="$(PYTHON313_DIR):$$PATH" $(TOOLS)/sam/bin/sam
+
+.PHONY: build validate deploy invoke
+build: $(TOOLS)/sam/.installed ## sam build
+	$(SAM) build
+
+validate: $(TOOLS)/sam/.installed ## sam validate --lint
+	$(SAM) validate --lint
+
+deploy: build ## sam deploy with a samconfig environment: make deploy ENV=dev|prod
+	@case "$(ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(ENV)')" >&2; exit 2;; esac
+	$(SAM) deploy --config-env $(ENV)
+
+invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json
+	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
+	@docker info >/dev/null 2>&1 || { echo "sam local invoke needs a running Docker engine; none found. Use 'make invoke-local' (Docker-free) instead." >&2; exit 2; }
+	$(SAM) local invoke $(FN) --event $(EVENT)
+
+# ---------------------------------------------------------------- local stage
+.PHONY: local
+local: $(VENV)/.installed ## run the whole stack locally without Docker (moto, Vanta stand-in, local Lambda runtime)
+	@echo "make local: the Docker-free local stage is not built yet (see the local-stage issue)." >&2
+	@exit 1
+
+# ---------------------------------------------------------------- housekeeping
+.PHONY: clean
+clean: ## remove build output, caches and environments
+	rm -rf .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis reports
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -not -path './.tools/*' -exec rm -rf {} +
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,3 @@
+"""The vulnerability-statistics domain: models, Vanta client, statistics and storage adapters."""
+
+__all__: list[str] = []
