@@ -1,0 +1,41 @@
+"""ApiFunction entry point: warming pings first, then Powertools routing of API Gateway events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from api_fn.app import create_app
+from api_fn.settings import ApiSettings
+from lambdakit.observability import (
+    ObservabilitySettings,
+    PowertoolsMetricSink,
+    capture_handler,
+    create_logger,
+    create_metrics,
+    create_tracer,
+    finish_init,
+)
+from lambdakit.settings import load_settings
+from lambdakit.warm import warm_guard
+
+# Init: settings are validated here so a misconfigured function fails its cold start, not a request.
+_observability = ObservabilitySettings.from_env()
+settings = load_settings(ApiSettings)
+logger = create_logger(_observability)
+metrics = create_metrics(_observability)
+tracer = create_tracer(_observability)
+app = create_app(settings)
+
+
+@warm_guard(metrics=PowertoolsMetricSink(metrics), app_version=settings.app_version)
+@capture_handler(tracer)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Route one API Gateway REST proxy event."""
+    return app.resolve(event, context)
+
+
+finish_init()

@@ -1,0 +1,20 @@
+"""ApiFunction settings, read and validated once per execution environment."""
+
+from __future__ import annotations
+
+from lambdakit.settings import env, in_range, parse_int, parse_str, settings
+
+__all__ = ["ApiSettings"]
+
+
+@settings
+class ApiSettings:
+    """What the API needs from its environment; a bad value stops the cold start loudly."""
+
+    app_version: str = env("APP_VERSION", parse_str, default="0.0.0-dev")
+    stage_name: str = env("STAGE_NAME", parse_str, default="dev")
+    table_name: str = env("TABLE_NAME", parse_str)
+    sync_function_name: str = env("SYNC_FUNCTION_NAME", parse_str)
+    cache_ttl_seconds: int = env(
+        "CACHE_TTL_SECONDS", in_range(parse_int, minimum=0, maximum=3600), default=300
+    )

@@ -1,0 +1,147 @@
+"""Each handler module as Lambda loads it: settings checked at init, events answered, pings first.
+
+Every case runs in a fresh interpreter because the handlers validate their settings at import,
+exactly as a Lambda cold start does; nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+
+_RUNNER = """
+import json, sys
+from dataclasses import dataclass
+
+@dataclass
+class Context:
+    function_name: str = "fn"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "req-1"
+    def get_remaining_time_in_millis(self) -> int:
+        return 5000
+
+try:
+    module = __import__(sys.argv[1], fromlist=["handler"])
+except Exception as exc:
+    print(json.dumps({"init_error": type(exc).__name__, "message": str(exc)}))
+    raise SystemExit(0)
+try:
+    result = module.handler(json.load(sys.stdin), Context())
+    print(json.dumps({"result": result}))
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+"""
+
+BASE_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "test",
+    "POWERTOOLS_METRICS_NAMESPACE": "VulnStats",
+    "TRACING_ENABLED": "false",
+    "APP_VERSION": "9.9.9",
+    "AWS_REGION": "us-east-1",
+}
+SYNC_ENV = {
+    "TABLE_NAME": "state",
+    "ARCHIVE_BUCKET": "archive",
+    "VANTA_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:vanta-AbCdEf",
+}
+API_ENV = {"TABLE_NAME": "state", "SYNC_FUNCTION_NAME": "sync"}
+WARMER_ENV = {"WARM_TARGETS": "api:live", "WARM_CONCURRENCY": "3"}
+
+
+def _run(module: str, code_dir: str, env: dict[str, str], event: Any) -> dict[str, Any]:
+    path = os.pathsep.join([str(REPO / "functions" / code_dir), str(REPO / "layers" / "shared")])
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, module],
+        input=json.dumps(event),
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path, **BASE_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    # Powertools logs JSON lines to stdout too; the runner's answer is the last line.
+    answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_api_health_through_the_handler(load_event: Any) -> None:
+    answer = _run("api_fn.handler", "api", API_ENV, load_event("api_get_health.json"))
+    assert answer["result"]["statusCode"] == 200
+    assert json.loads(answer["result"]["body"])["version"] == "9.9.9"
+
+
+def test_api_answers_a_warming_ping_without_routing() -> None:
+    answer = _run("api_fn.handler", "api", API_ENV, {"warmer": True, "ping_id": "p1"})
+    result = answer["result"]
+    assert result["warmed"] is True
+    assert result["ping_id"] == "p1"
+    assert result["app_version"] == "9.9.9"
+    assert "statusCode" not in result
+
+
+def test_api_init_names_every_missing_variable(load_event: Any) -> None:
+    answer = _run("api_fn.handler", "api", {}, load_event("api_get_health.json"))
+    assert answer["init_error"] == "SettingsError"
+    assert "TABLE_NAME: missing" in answer["message"]
+    assert "SYNC_FUNCTION_NAME: missing" in answer["message"]
+
+
+def test_sync_accepts_the_scheduled_fixture(load_event: Any) -> None:
+    answer = _run("sync_fn.handler", "sync", SYNC_ENV, load_event("sync_scheduled.json"))
+    assert answer["result"]["trigger"] == "scheduled"
+    assert answer["result"]["status"] == "skipped"
+
+
+def test_sync_refuses_a_bad_event_loudly_so_it_reaches_the_dlq() -> None:
+    answer = _run("sync_fn.handler", "sync", SYNC_ENV, {"action": "explode"})
+    assert answer["error"] == "InvalidTriggerError"
+    assert "action: unknown value 'explode'" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            {"VANTA_SECRET_ARN": "vcs_plaintextsecret"},
+            "VANTA_SECRET_ARN: 'vcs_plaintextsecret' is not",
+        ),
+        (
+            {"VANTA_API_BASE_URL": "http://api.vanta.com"},
+            "VANTA_API_BASE_URL: 'http://api.vanta.com' must use https",
+        ),
+        ({"ARCHIVE_BUCKET": ""}, "ARCHIVE_BUCKET: missing"),
+    ],
+)
+def test_sync_init_rejects_bad_settings(override: dict[str, str], expected: str) -> None:
+    answer = _run("sync_fn.handler", "sync", SYNC_ENV | override, {"action": "sync"})
+    assert answer["init_error"] == "SettingsError"
+    assert expected in answer["message"]
+
+
+def test_sync_allows_plain_http_to_a_loopback_stand_in() -> None:
+    env = SYNC_ENV | {"VANTA_API_BASE_URL": "http://127.0.0.1:8030/"}
+    answer = _run("sync_fn.handler", "sync", env, {"action": "sync"})
+    assert answer["result"]["trigger"] == "manual"
+
+
+def test_warmer_accepts_its_schedule(load_event: Any) -> None:
+    answer = _run("warmer_fn.handler", "warmer", WARMER_ENV, load_event("warmer_scheduled.json"))
+    assert answer["result"]["targets"] == ["api:live"]
+
+
+def test_warmer_init_rejects_a_concurrency_out_of_range(load_event: Any) -> None:
+    env = WARMER_ENV | {"WARM_CONCURRENCY": "0"}
+    answer = _run("warmer_fn.handler", "warmer", env, load_event("warmer_scheduled.json"))
+    assert answer["init_error"] == "SettingsError"
+    assert "WARM_CONCURRENCY: 0 is below the minimum 1" in answer["message"]
