@@ -1,0 +1,1 @@
+"""Test handlers for the local Lambda runtime."""

@@ -1,0 +1,1 @@
+"""A function package whose handler module cannot be imported."""

@@ -1,0 +1,3 @@
+"""A package that only the layer folder provides."""
+
+MARKER = "from-layer"
