@@ -1,3 +1,3 @@
-"""The Docker-free local stage: template reader, AWS emulator, Vanta stand-in, Lambda runtime, API front."""
+"""The Docker-free local stage: template reader, AWS emulator, Vanta stand-in, runtime, fronts."""
 
 __all__: list[str] = []
