@@ -1,0 +1,1 @@
+"""Test functions behind the local API Gateway front and the scheduler."""
