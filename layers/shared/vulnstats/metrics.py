@@ -1,4 +1,4 @@
-"""Names of the custom CloudWatch metrics this product emits, in one place for code, dashboard and alarms."""
+"""Custom CloudWatch metric names this product emits: one list for code, dashboard and alarms."""
 
 from __future__ import annotations
 

@@ -1,0 +1,175 @@
+"""Observability factories follow validated settings; no Tracer (no X-Ray SDK) unless enabled."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools import Metrics
+
+import lambdakit
+from lambdakit.observability import (
+    ObservabilitySettings,
+    PowertoolsMetricSink,
+    capture_handler,
+    create_logger,
+    create_metrics,
+    create_tracer,
+    finish_init,
+)
+from lambdakit.settings import SettingsError
+
+SHARED_DIR = Path(lambdakit.__file__).parent.parent
+
+
+def test_given_environment_when_loading_settings_then_values_are_typed() -> None:
+    config = ObservabilitySettings.from_env(
+        {
+            "POWERTOOLS_SERVICE_NAME": "api",
+            "POWERTOOLS_METRICS_NAMESPACE": "VulnStats",
+            "POWERTOOLS_LOG_LEVEL": "debug",
+            "POWERTOOLS_LOGGER_SAMPLE_RATE": "0.1",
+            "TRACING_ENABLED": "true",
+        }
+    )
+
+    assert config == ObservabilitySettings(
+        service="api",
+        namespace="VulnStats",
+        log_level="DEBUG",
+        sample_rate=0.1,
+        tracing_enabled=True,
+    )
+
+
+def test_given_bad_values_when_loading_settings_then_error_names_each_variable() -> None:
+    with pytest.raises(SettingsError) as caught:
+        ObservabilitySettings.from_env(
+            {
+                "POWERTOOLS_LOG_LEVEL": "LOUD",
+                "POWERTOOLS_LOGGER_SAMPLE_RATE": "2",
+                "TRACING_ENABLED": "sometimes",
+            }
+        )
+
+    assert set(caught.value.problems) == {
+        "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_LOGGER_SAMPLE_RATE",
+        "TRACING_ENABLED",
+    }
+
+
+def test_given_settings_when_creating_logger_then_service_level_and_sampling_follow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Powertools draws random.random() at construction to decide debug sampling: make the draw
+    # fall outside the 25 % so the configured level is what we see.
+    monkeypatch.setattr("random.random", lambda: 0.99)
+    logger = create_logger(
+        ObservabilitySettings(service="api", log_level="WARNING", sample_rate=0.25)
+    )
+
+    assert logger.service == "api"
+    assert logger.log_level == 30
+    assert logger.sampling_rate == 0.25
+
+
+def test_given_settings_when_creating_metrics_then_namespace_and_service_follow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    metrics = create_metrics(ObservabilitySettings(service="api", namespace="LambdakitTest"))
+    sink = PowertoolsMetricSink(metrics)
+
+    try:
+        sink.add("RealInvocations")
+        sink.flush()
+    finally:
+        metrics.clear_metrics()
+
+    document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert document["RealInvocations"] == [1.0]
+    assert document["service"] == "api"
+    declared = document["_aws"]["CloudWatchMetrics"][0]
+    assert declared["Namespace"] == "LambdakitTest"
+    assert declared["Metrics"] == [{"Name": "RealInvocations", "Unit": "Count"}]
+
+
+def test_given_tracing_disabled_when_creating_tracer_then_none() -> None:
+    assert create_tracer(ObservabilitySettings(tracing_enabled=False)) is None
+
+
+def test_given_no_tracer_when_capturing_handler_then_handler_is_unchanged() -> None:
+    def handler(event: Any, context: Any) -> None:
+        return None
+
+    assert capture_handler(None)(handler) is handler
+
+
+@pytest.mark.parametrize(("enabled", "xray_loaded"), [("false", False), ("true", True)])
+def test_given_tracing_flag_when_creating_tracer_in_fresh_process_then_xray_only_if_enabled(
+    enabled: str, xray_loaded: bool
+) -> None:
+    code = (
+        "import sys\n"
+        "from lambdakit.observability import create_tracer\n"
+        "tracer = create_tracer()\n"
+        "print(tracer is not None, 'aws_xray_sdk' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "PYTHONPATH": str(SHARED_DIR),
+            "TRACING_ENABLED": enabled,
+            "POWERTOOLS_SERVICE_NAME": "api",
+            "AWS_XRAY_SDK_ENABLED": "false",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )
+
+    assert completed.stdout.split() == [str(xray_loaded), str(xray_loaded)]
+
+
+def test_given_end_of_init_when_finishing_then_collects_before_freezing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def collect(*_args: int) -> int:
+        calls.append("collect")
+        return 0
+
+    def freeze() -> None:
+        calls.append("freeze")
+
+    monkeypatch.setattr(gc, "collect", collect)
+    monkeypatch.setattr(gc, "freeze", freeze)
+
+    finish_init()
+
+    assert calls == ["collect", "freeze"]
+
+
+def test_given_end_of_init_when_finishing_for_real_then_objects_are_frozen() -> None:
+    try:
+        finish_init()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_given_metrics_sink_when_adding_then_count_metric_is_buffered() -> None:
+    metrics = Metrics(namespace="LambdakitTest", service="api")
+    try:
+        PowertoolsMetricSink(metrics).add("UpstreamRetries", 2.0)
+        assert metrics.metric_set["UpstreamRetries"]["Value"] == [2.0]
+        assert metrics.metric_set["UpstreamRetries"]["Unit"] == "Count"
+    finally:
+        metrics.clear_metrics()
