@@ -106,10 +106,16 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 	$(SAM) local invoke $(FN) --event $(EVENT)
 
 # ---------------------------------------------------------------- local stage
-.PHONY: local
-local: $(VENV)/.installed ## run the whole stack locally without Docker (moto, Vanta stand-in, local Lambda runtime)
-	@echo "make local: the Docker-free local stage is not built yet (see the local-stage issue)." >&2
-	@exit 1
+LOCALSTAGE = PYTHONPATH=scripts $(PY) -m localstage
+LOCAL_ARGS ?=
+
+.PHONY: local invoke-local
+local: $(VENV)/.installed ## run the whole stack on loopback without Docker (Ctrl-C stops it); LOCAL_ARGS=--help for options
+	$(LOCALSTAGE) up $(LOCAL_ARGS)
+
+invoke-local: $(VENV)/.installed ## Docker-free sam local invoke: make invoke-local FN=ApiFunction EVENT=events/api_get_health.json
+	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke-local FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
+	$(LOCALSTAGE) invoke $(FN) $(EVENT)
 
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean

@@ -1,0 +1,159 @@
+"""`python -m localstage up|invoke`: the Docker-free local stage and `sam local invoke`."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from localstage.aws import DUMMY_CREDENTIALS, AwsEmulatorError
+from localstage.stage import REPO, LocalStage, StageConfig, StageError
+from localstage.template import TemplateError
+from localstage.vanta_data import Dataset
+from localstage.vanta_standin import StandInError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from localstage.runtime import InvokeResult
+
+FIRST_SYNC_EVENT = {"action": "sync", "reason": "first sync of make local"}
+
+
+def _print_banner(stage: LocalStage) -> None:
+    info = stage.describe()
+    api, key = info["api_url"], info["api_key"]
+    lines = [
+        "",
+        "Local stage is up (loopback only). Ctrl-C stops every process it started.",
+        f"  API Gateway front  {api}",
+        f"  Lambda Invoke API  {info['invoke_endpoint_url']}",
+        f"  AWS emulator       {info['aws_endpoint_url']} (moto; dummy credentials)",
+        f"  Vanta stand-in     {info['vanta_url']} (development fixture, generated data)",
+        f"  API key            {key}",
+        f"  functions          {', '.join(info['functions'].values())}",
+        f"  state file         {stage.config.state_file}",
+        "",
+        "Try:",
+        f"  curl -s {api}/health",
+        f"  curl -s -H 'x-api-key: {key}' {api}/stats",
+        f"  curl -s -H 'x-api-key: {key}' '{api}/vulnerabilities?severity=CRITICAL&limit=5'",
+        f"  aws lambda invoke --endpoint-url {info['invoke_endpoint_url']} "
+        "--function-name ApiFunction --payload fileb://events/api_get_health.json out.json",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _report(result: InvokeResult) -> dict[str, Any]:
+    try:
+        payload: Any = json.loads(result.payload or b"null")
+    except ValueError:
+        payload = result.payload.decode(errors="replace")
+    return {"error": result.function_error, "payload": payload, "report": result.report.render()}
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = StageConfig(
+        api_port=args.api_port,
+        invoke_port=args.invoke_port,
+        moto_port=args.moto_port,
+        vanta_port=args.vanta_port,
+        state_file=Path(args.state_file),
+        dataset=Dataset(
+            seed=args.seed, vulnerability_count=args.vulnerabilities, now=datetime.now(UTC)
+        ),
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalStage(config) as stage:
+        _print_banner(stage)
+        if args.first_sync:
+            outcome = _report(stage.invoke("SyncFunction", FIRST_SYNC_EVENT))
+            print(f"first sync: {json.dumps(outcome['payload'])}", flush=True)
+            if outcome["error"]:
+                print("first sync failed; the stage keeps serving", file=sys.stderr)
+        else:
+            print("first sync: skipped (--no-first-sync)", flush=True)
+        if args.compress_schedules and stage.scheduler is not None:
+            stage.scheduler.run_compressed(args.compress_schedules)
+            print(f"schedules run {args.compress_schedules}x faster than the template says")
+        stop.wait()
+    print("local stage stopped", flush=True)
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    event = json.loads(Path(args.event).read_text())
+    state_file = REPO / ".local" / "stage.json"
+    if state_file.exists():
+        # A stage is running: invoke through its Invoke API, exactly as boto3 users do.
+        info = json.loads(state_file.read_text())
+        client = boto3.client(
+            "lambda",
+            endpoint_url=info["invoke_endpoint_url"],
+            region_name=info["region"],
+            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
+            config=Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1}),
+        )
+        answer = client.invoke(
+            FunctionName=args.function, Payload=json.dumps(event), LogType="Tail"
+        )
+        print(
+            base64.b64decode(answer.get("LogResult", "")).decode(errors="replace"), file=sys.stderr
+        )
+        print(answer["Payload"].read().decode())
+        return 1 if answer.get("FunctionError") else 0
+    # No stage running: start a private one on free ports for this one invocation.
+    config = StageConfig(api_port=0, invoke_port=0, moto_port=0, vanta_port=0, state_file=None)
+    with LocalStage(config) as stage:
+        result = stage.invoke(args.function, event)
+    print((result.log_tail or b"").decode(errors="replace"), file=sys.stderr)
+    print(result.payload.decode(errors="replace"))
+    return 1 if result.function_error else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run `up` or `invoke`."""
+    parser = argparse.ArgumentParser(prog="python -m localstage", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the local stage and serve until Ctrl-C")
+    up.add_argument("--api-port", type=int, default=3000)
+    up.add_argument("--invoke-port", type=int, default=3001)
+    up.add_argument("--moto-port", type=int, default=5000)
+    up.add_argument("--vanta-port", type=int, default=8030)
+    up.add_argument("--seed", type=int, default=7, help="seed of the stand-in's generated data")
+    up.add_argument("--vulnerabilities", type=int, default=2000, help="findings to generate")
+    up.add_argument(
+        "--state-file", default=str(REPO / ".local" / "stage.json"), help="where addresses go"
+    )
+    up.add_argument("--no-first-sync", dest="first_sync", action="store_false")
+    up.add_argument(
+        "--compress-schedules", type=float, default=0.0, help="fire schedules N times faster"
+    )
+    invoke = commands.add_parser("invoke", help="Docker-free `sam local invoke`")
+    invoke.add_argument("function", help="logical id, e.g. ApiFunction")
+    invoke.add_argument("event", help="JSON event file, e.g. events/api_get_health.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _up(args) if args.command == "up" else _invoke(args)
+    except (StageError, TemplateError, AwsEmulatorError, StandInError) as exc:
+        print(f"local stage: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

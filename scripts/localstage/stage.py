@@ -1,0 +1,227 @@
+"""The whole local stage in one object: stand-in, emulator, runtime, fronts and schedules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from localstage.apigw import start_api_front
+from localstage.aws import aws_environment, prepare_local_stack, start_moto
+from localstage.invoke_api import start_invoke_api
+from localstage.runtime import LocalRuntime
+from localstage.schedules import Scheduler
+from localstage.vanta_data import Dataset
+from localstage.vanta_standin import DEFAULT_CREDENTIALS, start_standin
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from localstage.runtime import InvokeResult
+    from localstage.spec import StackSpec
+
+__all__ = ["LocalStage", "PortInUseError", "StageConfig", "StageError"]
+
+logger = logging.getLogger(__name__)
+
+REPO: Final = Path(__file__).resolve().parents[2]
+_QUEUE: Final = "AWS::SQS::Queue"
+# Parameters every local stage sets: loopback stand-in, no X-Ray daemon, no Insights extension.
+LOCAL_OVERRIDES: Final = {
+    "EnvironmentName": "local",
+    "TracingEnabled": "false",
+    "LambdaInsightsEnabled": "false",
+}
+
+
+class StageError(Exception):
+    """The local stage could not start; the message says what to change."""
+
+
+class PortInUseError(StageError):
+    """A port the stage needs is taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageConfig:
+    """Where the stage listens and what it serves. Port 0 picks a free port."""
+
+    template: Path = REPO / "template.yaml"
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    invoke_port: int = 3001
+    moto_port: int = 5000
+    vanta_port: int = 8030
+    stack_name: str = "vulnstats-local"
+    region: str = "us-east-1"
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    dataset: Dataset = field(default_factory=lambda: Dataset(seed=7, now=datetime.now(UTC)))
+    state_file: Path | None = REPO / ".local" / "stage.json"
+    idle_timeout_s: float = 600.0
+    event_retry_delay_s: float = 1.0
+
+
+def _check_port(host: str, port: int, what: str, flag: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortInUseError(
+                f"port {port} on {host} ({what}) is already in use: stop whatever holds it "
+                f"(a local stage already running?) or choose another with {flag}"
+            ) from None
+
+
+class LocalStage:
+    """Starts every part on loopback, in dependency order, and stops them in reverse."""
+
+    def __init__(self, config: StageConfig | None = None) -> None:
+        self.config = config or StageConfig()
+        self.api_key = "local-" + secrets.token_urlsafe(24)
+        self._stack = ExitStack()
+        self.stack: StackSpec | None = None
+        self.physical_ids: dict[str, str] = {}
+        self.runtime: LocalRuntime | None = None
+        self.scheduler: Scheduler | None = None
+        self.urls: dict[str, str] = {}
+
+    def __enter__(self) -> LocalStage:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the stand-in, moto, the resources, the runtime and both HTTP fronts."""
+        cfg = self.config
+        for port, what, flag in (
+            (cfg.api_port, "API Gateway front", "--api-port"),
+            (cfg.invoke_port, "Lambda Invoke API", "--invoke-port"),
+            (cfg.moto_port, "AWS emulator", "--moto-port"),
+            (cfg.vanta_port, "Vanta stand-in", "--vanta-port"),
+        ):
+            _check_port(cfg.host, port, what, flag)
+        try:
+            self._start(cfg)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, cfg: StageConfig) -> None:
+        standin = start_standin(cfg.host, cfg.vanta_port, dataset=cfg.dataset)
+        self._stack.callback(standin.stop)
+        moto = start_moto(cfg.host, cfg.moto_port)
+        self._stack.callback(moto.stop)
+        overrides = {**LOCAL_OVERRIDES, "VantaApiBaseUrl": standin.url, **cfg.overrides}
+        credentials = {
+            "client_id": DEFAULT_CREDENTIALS.client_id,
+            "client_secret": DEFAULT_CREDENTIALS.client_secret,
+        }
+        stack, physical = prepare_local_stack(
+            cfg.template,
+            moto.endpoint_url,
+            vanta_credentials=credentials,
+            overrides=overrides,
+            stack_name=cfg.stack_name,
+            region=cfg.region,
+        )
+        self.stack, self.physical_ids = stack, physical
+        for warning in stack.warnings:
+            logger.warning("template: %s", warning)
+        runtime = LocalRuntime(
+            stack.functions,
+            base_env=aws_environment(moto.endpoint_url, cfg.region),
+            idle_timeout_s=cfg.idle_timeout_s,
+            host=cfg.host,
+            sqs_endpoint_url=moto.endpoint_url,
+            dlq_urls={
+                q.logical_id: physical[q.logical_id] for q in stack.resources_of_type(_QUEUE)
+            },
+            region=cfg.region,
+            account_id=stack.account_id,
+            event_retry_delay_s=cfg.event_retry_delay_s,
+        )
+        self._stack.callback(runtime.shutdown)
+        self.runtime = runtime
+        invoke_api = start_invoke_api(runtime, cfg.host, cfg.invoke_port)
+        self._stack.callback(invoke_api.close)
+        names = {spec.logical_id: spec.function_name for spec in stack.functions.values()}
+        routes = [route for spec in stack.functions.values() for route in spec.routes]
+        front = start_api_front(
+            routes,
+            runtime,
+            function_names=names,
+            api_keys=[self.api_key],
+            host=cfg.host,
+            port=cfg.api_port,
+            iam_mode=stack.parameters.get("ApiAuthType") == "IAM",
+        )
+        self._stack.callback(front.close)
+        schedules = [s for spec in stack.functions.values() for s in spec.schedules]
+        self.scheduler = Scheduler(
+            schedules, runtime, function_names=names, stack_name=stack.stack_name
+        )
+        self._stack.callback(self.scheduler.stop)
+        self.urls = {
+            "api": front.url,
+            "invoke": invoke_api.endpoint_url,
+            "aws": moto.endpoint_url,
+            "vanta": standin.url,
+        }
+        self._write_state()
+
+    def _write_state(self) -> None:
+        path = self.config.state_file
+        if path is None or self.stack is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = self.describe()
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2) + "\n")
+        os.replace(temporary, path)  # readers never see half a file
+        self._stack.callback(path.unlink, missing_ok=True)
+
+    def describe(self) -> dict[str, Any]:
+        """What scripts and tests need to find the stage (also written to .local/stage.json)."""
+        if self.stack is None:
+            raise StageError("the stage is not running")
+        return {
+            "pid": os.getpid(),
+            "region": self.config.region,
+            "stack_name": self.stack.stack_name,
+            "api_url": self.urls["api"],
+            "invoke_endpoint_url": self.urls["invoke"],
+            "aws_endpoint_url": self.urls["aws"],
+            "vanta_url": self.urls["vanta"],
+            "api_key": self.api_key,
+            "functions": {
+                lid: spec.function_name for lid, spec in sorted(self.stack.functions.items())
+            },
+            "resources": dict(sorted(self.physical_ids.items())),
+            "schedules": sorted(
+                f"{s.function}.{s.name}"
+                for spec in self.stack.functions.values()
+                for s in spec.schedules
+            ),
+        }
+
+    def invoke(self, logical_id: str, event: Mapping[str, Any]) -> InvokeResult:
+        """Invoke a function synchronously with a JSON event, as `sam local invoke` does."""
+        if self.runtime is None:
+            raise StageError("the stage is not running")
+        return self.runtime.invoke(logical_id, json.dumps(event).encode(), log_tail=True)
+
+    def stop(self) -> None:
+        """Stop everything that was started, newest first; safe to call twice."""
+        self._stack.close()
+        self.runtime = None

@@ -1,0 +1,238 @@
+"""The local stage as users and tests meet it: real template, real handlers, boto3 and HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from localstage.runtime import ReportLine
+from localstage.stage import LocalStage, PortInUseError, StageConfig
+from localstage.vanta_data import Dataset
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
+
+REPO = Path(__file__).resolve().parents[3]
+EVENTS = REPO / "events"
+
+
+def _event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
+    state = tmp_path_factory.mktemp("stage") / "stage.json"
+    config = StageConfig(
+        api_port=0,
+        invoke_port=0,
+        moto_port=0,
+        vanta_port=0,
+        state_file=state,
+        dataset=Dataset(seed=3, vulnerability_count=200),
+        event_retry_delay_s=0.01,
+    )
+    with LocalStage(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lambda_client(stage: LocalStage) -> Any:
+    return boto3.client(
+        "lambda",
+        endpoint_url=stage.urls["invoke"],
+        region_name="us-east-1",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=120),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _invoke(client: Any, name: str, event: Any) -> tuple[dict[str, Any], ReportLine, Any]:
+    answer = client.invoke(FunctionName=name, Payload=json.dumps(event), LogType="Tail")
+    tail = base64.b64decode(answer["LogResult"]).decode()
+    return answer, ReportLine.parse(tail), json.loads(answer["Payload"].read())
+
+
+@pytest.mark.parametrize(
+    ("function", "fixture"),
+    [
+        ("ApiFunction", "api_get_health.json"),
+        ("SyncFunction", "sync_manual.json"),
+        ("WarmerFunction", "warmer_scheduled.json"),
+    ],
+)
+def test_each_function_starts_cold_then_stays_warm(
+    lambda_client: Any, function: str, fixture: str
+) -> None:
+    # given a function that has not run yet in this stage (each case uses its own function)
+    lambda_client.update_function_configuration(
+        FunctionName=function, Environment={"Variables": _env(lambda_client, function)}
+    )
+    # when it is invoked twice
+    first, cold_report, _ = _invoke(lambda_client, function, _event(fixture))
+    second, warm_report, _ = _invoke(lambda_client, function, _event(fixture))
+    # then the first REPORT line carries an Init Duration and the second does not
+    assert "FunctionError" not in first
+    assert "FunctionError" not in second
+    assert cold_report.init_duration_ms is not None
+    assert cold_report.init_duration_ms > 0
+    assert warm_report.init_duration_ms is None
+    assert warm_report.memory_size_mb == _config(lambda_client, function)["MemorySize"]
+
+
+def _env(client: Any, function: str) -> dict[str, str]:
+    return dict(_config(client, function)["Environment"]["Variables"])
+
+
+def _config(client: Any, function: str) -> dict[str, Any]:
+    config: dict[str, Any] = client.get_function_configuration(FunctionName=function)
+    return config
+
+
+def test_template_settings_reach_the_local_functions(lambda_client: Any) -> None:
+    sync = _config(lambda_client, "SyncFunction")
+    assert sync["MemorySize"] == 1536
+    assert sync["Timeout"] == 900
+    assert sync["Environment"]["Variables"]["VANTA_API_BASE_URL"].startswith("http://127.0.0.1:")
+    api = _config(lambda_client, "ApiFunction")
+    assert api["Timeout"] < 29
+
+
+def test_configuration_change_forces_a_cold_start(lambda_client: Any) -> None:
+    # given a warm ApiFunction
+    _invoke(lambda_client, "ApiFunction", _event("api_get_health.json"))
+    _, warm, _ = _invoke(lambda_client, "ApiFunction", _event("api_get_health.json"))
+    assert warm.init_duration_ms is None
+    # when its environment changes (the update waiter works as against AWS)
+    env = _env(lambda_client, "ApiFunction") | {"APP_VERSION": "9.8.7"}
+    lambda_client.update_function_configuration(
+        FunctionName="ApiFunction", Environment={"Variables": env}
+    )
+    lambda_client.get_waiter("function_updated_v2").wait(FunctionName="ApiFunction")
+    # then the next invocation is cold and sees the new value
+    _, report, payload = _invoke(lambda_client, "ApiFunction", _event("api_get_health.json"))
+    assert report.init_duration_ms is not None
+    assert json.loads(payload["body"])["version"] == "9.8.7"
+
+
+def test_health_through_the_api_front_needs_no_key(stage: LocalStage) -> None:
+    response = requests.get(f"{stage.urls['api']}/health", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_protected_routes_refuse_a_request_without_the_key(stage: LocalStage) -> None:
+    for path in ("/stats", "/vulnerabilities", "/sync/runs"):
+        response = requests.get(f"{stage.urls['api']}{path}", timeout=30)
+        assert response.status_code == 403, path
+        assert response.json() == {"message": "Forbidden"}
+
+
+def test_protected_routes_reach_the_function_with_the_key(stage: LocalStage) -> None:
+    response = requests.get(
+        f"{stage.urls['api']}/sync/runs", headers={"x-api-key": stage.api_key}, timeout=30
+    )
+    # The key let the request through to ApiFunction: it answers, whatever the route serves.
+    assert response.status_code not in (403, 502)
+    assert response.headers["Content-Type"].startswith("application/json")
+
+
+def test_failed_async_sync_event_lands_in_the_dead_letter_queue(
+    stage: LocalStage, lambda_client: Any
+) -> None:
+    # given an event the sync function refuses
+    lambda_client.invoke(
+        FunctionName="SyncFunction",
+        InvocationType="Event",
+        Payload=json.dumps({"action": "explode"}),
+    )
+    # when its retries are spent / then the event is in the DLQ with Lambda's error attributes
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=stage.urls["aws"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    dlq = stage.physical_ids[_dlq_logical_id(stage)]
+    deadline = time.monotonic() + 60
+    messages: list[Any] = []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(
+            QueueUrl=dlq, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+    assert messages, "no message reached the dead-letter queue within 60 s"
+    assert json.loads(messages[0]["Body"]) == {"action": "explode"}
+    error = messages[0]["MessageAttributes"]["ErrorMessage"]["StringValue"]
+    assert error.startswith("action: unknown value 'explode'")
+
+
+def _dlq_logical_id(stage: LocalStage) -> str:
+    assert stage.stack is not None
+    queue = stage.stack.functions["SyncFunction"].dead_letter_queue
+    assert queue is not None
+    return queue
+
+
+def test_stage_file_tells_scripts_where_everything_is(stage: LocalStage) -> None:
+    assert stage.config.state_file is not None
+    info = json.loads(stage.config.state_file.read_text())
+    assert info["api_url"] == stage.urls["api"]
+    assert info["api_key"] == stage.api_key
+    assert set(info["functions"]) >= {"ApiFunction", "SyncFunction", "WarmerFunction"}
+
+
+def test_second_stage_on_the_same_port_says_port_in_use(stage: LocalStage, tmp_path: Path) -> None:
+    taken = int(stage.urls["api"].rsplit(":", 1)[1])
+    config = StageConfig(
+        api_port=taken, invoke_port=0, moto_port=0, vanta_port=0, state_file=tmp_path / "s.json"
+    )
+    with pytest.raises(PortInUseError, match=f"port {taken} on 127.0.0.1 .API Gateway front"):
+        LocalStage(config).start()
+
+
+def test_make_local_command_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    # given `python -m localstage up` (what `make local` runs) on free ports
+    state = tmp_path / "stage.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    args = [sys.executable, "-m", "localstage", "up", "--state-file", str(state)]
+    args += ["--api-port", "0", "--invoke-port", "0", "--moto-port", "0", "--vanta-port", "0"]
+    args += ["--vulnerabilities", "50"]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
+    )
+    try:
+        # when it reports its first sync
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("first sync:"):
+                break
+        # then the state file names a working API and the banner shows the key and a curl line
+        info = json.loads(state.read_text())
+        assert requests.get(f"{info['api_url']}/health", timeout=30).status_code == 200
+        banner = "".join(lines)
+        assert info["api_key"] in banner
+        assert f"curl -s {info['api_url']}/health" in banner
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "local stage stopped" in out
+    assert not state.exists()
