@@ -70,7 +70,7 @@ fmt: $(VENV)/.installed ## format and auto-fix with ruff
 
 typecheck: $(VENV)/.installed ## mypy --strict on our packages
 	$(VENV)/bin/mypy layers/shared/lambdakit layers/shared/vulnstats \
-	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn scripts
+	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn scripts tests
 
 # ---------------------------------------------------------------- tests
 # Tools are found by the template tests through these variables.
@@ -109,13 +109,17 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 LOCALSTAGE = PYTHONPATH=scripts $(PY) -m localstage
 LOCAL_ARGS ?=
 
-.PHONY: local invoke-local
+.PHONY: local invoke-local fire-local
 local: $(VENV)/.installed ## run the whole stack on loopback without Docker (Ctrl-C stops it); LOCAL_ARGS=--help for options
 	$(LOCALSTAGE) up $(LOCAL_ARGS)
 
 invoke-local: $(VENV)/.installed ## Docker-free sam local invoke: make invoke-local FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke-local FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
 	$(LOCALSTAGE) invoke $(FN) $(EVENT)
+
+fire-local: $(VENV)/.installed ## fire a template schedule now on the running stage: make fire-local SCHEDULE=SyncFunction
+	@[ -n "$(SCHEDULE)" ] || { echo "usage: make fire-local SCHEDULE=<Function.Event or function logical id>" >&2; exit 2; }
+	$(LOCALSTAGE) fire $(SCHEDULE)
 
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean

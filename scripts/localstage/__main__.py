@@ -1,4 +1,4 @@
-"""`python -m localstage up|invoke`: the Docker-free local stage and `sam local invoke`."""
+"""`python -m localstage up|invoke|fire`: the local stage, `sam local invoke`, schedules."""
 
 from __future__ import annotations
 
@@ -17,16 +17,18 @@ import boto3
 from botocore.config import Config
 
 from localstage.aws import DUMMY_CREDENTIALS, AwsEmulatorError
+from localstage.schedules import ScheduleError, Scheduler
 from localstage.stage import REPO, LocalStage, StageConfig, StageError
-from localstage.template import TemplateError
+from localstage.template import TemplateError, load_stack
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import StandInError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from localstage.runtime import InvokeResult
 
+STATE_FILE = REPO / ".local" / "stage.json"
 FIRST_SYNC_EVENT = {"action": "sync", "reason": "first sync of make local"}
 
 
@@ -94,26 +96,51 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _running_stage(state_file: Path) -> dict[str, Any] | None:
+    """The running stage's description, or None when no stage is up."""
+    if not state_file.exists():
+        return None
+    info: dict[str, Any] = json.loads(state_file.read_text())
+    return info
+
+
+def _lambda_client(info: Mapping[str, Any]) -> Any:
+    return boto3.client(
+        "lambda",
+        endpoint_url=info["invoke_endpoint_url"],
+        region_name=info["region"],
+        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
+        config=Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1}),
+    )
+
+
+class _InvokeApiInvoker:
+    """The scheduler's AsyncInvoker over a running stage's Invoke API (Event invocations)."""
+
+    def __init__(self, info: Mapping[str, Any], account_id: str) -> None:
+        self._client = _lambda_client(info)
+        self.region: str = info["region"]
+        self.account_id = account_id
+
+    def invoke_async(self, name: str, payload: bytes, *, qualifier: str | None = None) -> str:
+        extra = {"Qualifier": qualifier} if qualifier else {}
+        answer = self._client.invoke(
+            FunctionName=name, InvocationType="Event", Payload=payload, **extra
+        )
+        return str(answer["ResponseMetadata"]["RequestId"])
+
+
 def _invoke(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text())
-    state_file = REPO / ".local" / "stage.json"
-    if state_file.exists():
+    info = _running_stage(Path(args.state_file))
+    if info is not None:
         # A stage is running: invoke through its Invoke API, exactly as boto3 users do.
-        info = json.loads(state_file.read_text())
-        client = boto3.client(
-            "lambda",
-            endpoint_url=info["invoke_endpoint_url"],
-            region_name=info["region"],
-            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-            config=Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1}),
-        )
-        answer = client.invoke(
+        answer = _lambda_client(info).invoke(
             FunctionName=args.function, Payload=json.dumps(event), LogType="Tail"
         )
-        print(
-            base64.b64decode(answer.get("LogResult", "")).decode(errors="replace"), file=sys.stderr
-        )
+        log = base64.b64decode(answer.get("LogResult", "")).decode(errors="replace")
+        print(log, file=sys.stderr)
         print(answer["Payload"].read().decode())
         return 1 if answer.get("FunctionError") else 0
     # No stage running: start a private one on free ports for this one invocation.
@@ -123,6 +150,28 @@ def _invoke(args: argparse.Namespace) -> int:
     print((result.log_tail or b"").decode(errors="replace"), file=sys.stderr)
     print(result.payload.decode(errors="replace"))
     return 1 if result.function_error else 0
+
+
+def _fire(args: argparse.Namespace) -> int:
+    info = _running_stage(Path(args.state_file))
+    if info is None:
+        raise StageError(f"no local stage is running ({args.state_file} is absent): run make local")
+    stack = load_stack(REPO / "template.yaml", overrides=info["parameters"])
+    schedules = [s for spec in stack.functions.values() for s in spec.schedules]
+    scheduler = Scheduler(
+        schedules,
+        _InvokeApiInvoker(info, stack.account_id),
+        function_names=dict(info["functions"]),
+        stack_name=info["stack_name"],
+    )
+    try:
+        request_ids = scheduler.fire(args.schedule)
+    except ScheduleError as exc:
+        known = ", ".join(info["schedules"]) or "none"
+        raise StageError(f"{exc} (schedules of this stack: {known})") from None
+    for request_id in request_ids:
+        print(f"fired {args.schedule}: request {request_id}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,9 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--vanta-port", type=int, default=8030)
     up.add_argument("--seed", type=int, default=7, help="seed of the stand-in's generated data")
     up.add_argument("--vulnerabilities", type=int, default=2000, help="findings to generate")
-    up.add_argument(
-        "--state-file", default=str(REPO / ".local" / "stage.json"), help="where addresses go"
-    )
+    up.add_argument("--state-file", default=str(STATE_FILE), help="where addresses go")
     up.add_argument("--no-first-sync", dest="first_sync", action="store_false")
     up.add_argument(
         "--compress-schedules", type=float, default=0.0, help="fire schedules N times faster"
@@ -146,10 +193,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     invoke = commands.add_parser("invoke", help="Docker-free `sam local invoke`")
     invoke.add_argument("function", help="logical id, e.g. ApiFunction")
     invoke.add_argument("event", help="JSON event file, e.g. events/api_get_health.json")
+    fire = commands.add_parser("fire", help="fire a template schedule now on the running stage")
+    fire.add_argument("schedule", help="Function.Event, an event name, or a function's logical id")
+    for command in (invoke, fire):
+        command.add_argument("--state-file", default=str(STATE_FILE), help="the running stage")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _up(args) if args.command == "up" else _invoke(args)
+        handlers = {"up": _up, "invoke": _invoke, "fire": _fire}
+        return handlers[args.command](args)
     except (StageError, TemplateError, AwsEmulatorError, StandInError) as exc:
         print(f"local stage: {exc}", file=sys.stderr)
         return 2

@@ -204,6 +204,7 @@ class LocalStage:
             "aws_endpoint_url": self.urls["aws"],
             "vanta_url": self.urls["vanta"],
             "api_key": self.api_key,
+            "parameters": dict(sorted(self.stack.parameters.items())),
             "functions": {
                 lid: spec.function_name for lid, spec in sorted(self.stack.functions.items())
             },

@@ -236,3 +236,51 @@ def test_make_local_command_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) 
     assert proc.returncode == 0, out
     assert "local stage stopped" in out
     assert not state.exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    return subprocess.run(
+        [sys.executable, "-m", "localstage", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_fire_sends_the_templates_schedule_event_through_the_running_stage(
+    stage: LocalStage,
+) -> None:
+    # given the running stage / when its sync schedule is fired from the command line
+    assert stage.config.state_file is not None
+    result = _cli("fire", "SyncFunction", "--state-file", str(stage.config.state_file))
+    # then one Event invocation was queued for the sync function
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("fired SyncFunction: request ") == 1
+
+
+def test_fire_names_the_schedules_it_knows_when_given_an_unknown_one(stage: LocalStage) -> None:
+    assert stage.config.state_file is not None
+    result = _cli("fire", "NoSuchSchedule", "--state-file", str(stage.config.state_file))
+    assert result.returncode == 2
+    assert "NoSuchSchedule" in result.stderr
+    assert "SyncFunction." in result.stderr
+
+
+def test_invoke_local_uses_the_running_stage(stage: LocalStage) -> None:
+    assert stage.config.state_file is not None
+    event = str(EVENTS / "api_get_health.json")
+    result = _cli("invoke", "ApiFunction", event, "--state-file", str(stage.config.state_file))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["statusCode"] == 200
+    assert "REPORT RequestId:" in result.stderr
+
+
+def test_invoke_local_without_a_stage_starts_a_private_one(tmp_path: Path) -> None:
+    event = str(EVENTS / "sync_manual.json")
+    result = _cli("invoke", "SyncFunction", event, "--state-file", str(tmp_path / "none.json"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["trigger"] == "manual"
