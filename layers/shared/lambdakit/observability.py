@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from lambdakit.lazy import lazy_import
 from lambdakit.settings import (
+    SettingsError,
     env,
     in_range,
     load_settings,
@@ -85,8 +86,14 @@ def create_logger(config: ObservabilitySettings | None = None, **kwargs: Any) ->
 
 
 def create_metrics(config: ObservabilitySettings | None = None) -> Metrics:
-    """A Powertools ``Metrics`` (EMF) with the service and namespace of ``config``."""
+    """A Powertools ``Metrics`` (EMF) with the service and namespace of ``config``.
+
+    Raises ``SettingsError`` when no namespace is set: Powertools would otherwise accept it here
+    and fail at the first flush, in the middle of an invocation.
+    """
     cfg = _resolve(config)
+    if cfg.namespace is None:
+        raise SettingsError({"POWERTOOLS_METRICS_NAMESPACE": "missing (needed to emit metrics)"})
     return aws_lambda_powertools.Metrics(service=cfg.service, namespace=cfg.namespace)
 
 

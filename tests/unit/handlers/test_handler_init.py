@@ -145,3 +145,11 @@ def test_warmer_init_rejects_a_concurrency_out_of_range(load_event: Any) -> None
     answer = _run("warmer_fn.handler", "warmer", env, load_event("warmer_scheduled.json"))
     assert answer["init_error"] == "SettingsError"
     assert "WARM_CONCURRENCY: 0 is below the minimum 1" in answer["message"]
+
+
+def test_api_init_refuses_to_start_without_a_metrics_namespace(load_event: Any) -> None:
+    # given the deployed value missing: every warming ping would otherwise crash at metric flush
+    env = API_ENV | {"POWERTOOLS_METRICS_NAMESPACE": ""}
+    answer = _run("api_fn.handler", "api", env, load_event("api_get_health.json"))
+    assert answer["init_error"] == "SettingsError"
+    assert "POWERTOOLS_METRICS_NAMESPACE: missing" in answer["message"]

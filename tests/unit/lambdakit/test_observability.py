@@ -173,3 +173,9 @@ def test_given_metrics_sink_when_adding_then_count_metric_is_buffered() -> None:
         assert metrics.metric_set["UpstreamRetries"]["Unit"] == "Count"
     finally:
         metrics.clear_metrics()
+
+
+def test_given_no_namespace_when_creating_metrics_then_init_fails_naming_the_variable() -> None:
+    # Powertools would accept this and fail at the first flush, mid-invocation (a warming ping).
+    with pytest.raises(SettingsError, match="POWERTOOLS_METRICS_NAMESPACE: missing"):
+        create_metrics(ObservabilitySettings(service="api", namespace=None))
