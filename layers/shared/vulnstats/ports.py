@@ -206,8 +206,15 @@ class RunStore(Protocol):
         """The most recent runs, newest first."""
         ...
 
-    def acquire_lock(self, run_id: str, now: datetime, lease_seconds: int) -> None:
-        """Take or renew the lock for run_id; raises RunInProgressError if another run holds it."""
+    def acquire_lock(
+        self, run_id: str, now: datetime, lease_seconds: int, *, renew: bool = False
+    ) -> None:
+        """Take the lock for run_id until now + lease_seconds.
+
+        Succeeds when the lock is free or its lease has expired; with ``renew`` also when run_id
+        already holds it (a continuation, a checkpoint). Otherwise raises RunInProgressError: a
+        new start must never join a live run, even one it means to resume.
+        """
         ...
 
     def release_lock(self, run_id: str) -> None:
