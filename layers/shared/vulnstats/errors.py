@@ -9,6 +9,7 @@ __all__ = [
     "DeadlineExceededError",
     "InvalidRecordError",
     "RetriesExhaustedError",
+    "StorageError",
     "TransientUpstreamError",
     "UpstreamCircuitOpenError",
     "UpstreamProtocolError",
@@ -152,3 +153,20 @@ class UpstreamCircuitOpenError(VantaError):
         self.name = name
         self.retry_in = retry_in
         super().__init__(f"upstream circuit {name!r} is open; next probe in {retry_in:.1f}s")
+
+
+class StorageError(VulnStatsError):
+    """A storage call (DynamoDB table, S3 bucket) failed; the message names the resource and call.
+
+    ``resource`` is the table or bucket name, ``operation`` the API call (``"BatchWriteItem"``),
+    ``code`` the AWS error code when there is one.
+    """
+
+    def __init__(
+        self, message: str, *, resource: str = "", operation: str = "", code: str | None = None
+    ) -> None:
+        """Keep the failing resource, operation and error code."""
+        self.resource = resource
+        self.operation = operation
+        self.code = code
+        super().__init__(message)
