@@ -33,11 +33,12 @@ logger = logging.getLogger(__name__)
 
 REPO: Final = Path(__file__).resolve().parents[2]
 _QUEUE: Final = "AWS::SQS::Queue"
-# Parameters every local stage sets: loopback stand-in, no X-Ray daemon, no Insights extension.
+# Parameters every local stage sets: no X-Ray daemon, no Insights extension, no upstream pacing.
 LOCAL_OVERRIDES: Final = {
     "EnvironmentName": "local",
     "TracingEnabled": "false",
     "LambdaInsightsEnabled": "false",
+    "VantaPagesPerMinute": "0",  # the stand-in has no rate limit unless a test asks for one
 }
 
 

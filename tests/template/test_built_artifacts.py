@@ -49,6 +49,8 @@ COMMON_ENV: Final = {
     "POWERTOOLS_METRICS_NAMESPACE": "VulnStats",
     "TRACING_ENABLED": "false",
     "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",  # Lambda sets both; botocore reads this one
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # no AWS call may leave the machine
     "APP_VERSION": "7.7.7",
 }
 CASES: Final = {

@@ -6,7 +6,7 @@ import re
 from typing import Final
 from urllib.parse import urlsplit
 
-from lambdakit.settings import env, parse_str, settings
+from lambdakit.settings import env, in_range, parse_float, parse_int, parse_str, settings
 
 __all__ = ["SyncSettings", "parse_base_url", "parse_secret_arn"]
 
@@ -46,4 +46,22 @@ class SyncSettings:
     vanta_secret_arn: str = env("VANTA_SECRET_ARN", parse_secret_arn)
     vanta_api_base_url: str = env(
         "VANTA_API_BASE_URL", parse_base_url, default="https://api.vanta.com"
+    )
+    # The upstream's published limits are 50-100 requests a minute: stay under them by default.
+    pages_per_minute: float = env(
+        "VANTA_PAGES_PER_MINUTE", in_range(parse_float, minimum=0.0, maximum=6000.0), default=50.0
+    )
+    page_size: int = env(
+        "VANTA_PAGE_SIZE", in_range(parse_int, minimum=10, maximum=100), default=100
+    )
+    time_margin_seconds: float = env(
+        "SYNC_TIME_MARGIN_SECONDS", in_range(parse_float, minimum=5.0, maximum=600.0), default=90.0
+    )
+    lock_lease_seconds: int = env(
+        "SYNC_LOCK_LEASE_SECONDS", in_range(parse_int, minimum=30, maximum=7200), default=960
+    )
+    idempotency_ttl_seconds: int = env(
+        "SYNC_IDEMPOTENCY_TTL_SECONDS",
+        in_range(parse_int, minimum=60, maximum=604800),
+        default=86400,
     )
