@@ -68,3 +68,8 @@ def test_continuation_carries_run_id_and_sequence() -> None:
 def test_bad_events_are_refused_with_a_message_naming_the_field(event: Any, message: str) -> None:
     with pytest.raises(InvalidTriggerError, match=message.replace("(", r"\(")):
         parse_trigger(event)
+
+
+def test_continuation_fixture_is_a_continuation_trigger() -> None:
+    trigger = parse_trigger(_fixture("sync_continuation.json"))
+    assert trigger == ContinuationTrigger(run_id="20261122T090000Z-1a2b3c4d", sequence=1)
