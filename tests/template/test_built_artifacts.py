@@ -8,51 +8,16 @@ invoked once; the packages it used must come from the build output, not from the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
+from lambda_process import LAMBDA_ENV, run_handler
 
 pytestmark = [pytest.mark.template, pytest.mark.xdist_group("template")]
 
 REPO: Final = Path(__file__).resolve().parents[2]
 
-_RUNNER: Final = """
-import json, sys
-from dataclasses import dataclass
-
-@dataclass
-class Context:
-    function_name: str = "fn"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "req-1"
-    def get_remaining_time_in_millis(self) -> int:
-        return 5000
-
-module = __import__(sys.argv[1], fromlist=["handler"])
-result = module.handler(json.load(sys.stdin), Context())
-import lambdakit, aws_lambda_powertools
-print(json.dumps({
-    "result": result,
-    "lambdakit": lambdakit.__file__,
-    "powertools": aws_lambda_powertools.__file__,
-}))
-"""
-
-COMMON_ENV: Final = {
-    "POWERTOOLS_SERVICE_NAME": "built",
-    "POWERTOOLS_METRICS_NAMESPACE": "VulnStats",
-    "TRACING_ENABLED": "false",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",  # Lambda sets both; botocore reads this one
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # no AWS call may leave the machine
-    "APP_VERSION": "7.7.7",
-}
 CASES: Final = {
     "ApiFunction": (
         "api_fn.handler",
@@ -88,25 +53,21 @@ def test_built_handler_imports_its_layer_from_the_build_output(
     # given the built artifact and layer, laid out as Lambda mounts them
     module, env, event = CASES[logical_id]
     layer = _layer_dir(build_dir)
-    path = os.pathsep.join([str(build_dir / logical_id), str(layer)])
     # when the handler module is imported and invoked once in a fresh interpreter
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER, module],
-        input=json.dumps(event),
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path, **COMMON_ENV, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    answer = run_handler(
+        module,
+        [build_dir / logical_id, layer],
+        event,
+        env,
+        report_files=["lambdakit", "aws_lambda_powertools"],
         cwd=build_dir,
     )
     # then it answered, using lambdakit and Powertools from the built layer
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert Path(answer["lambdakit"]).is_relative_to(layer)
-    assert Path(answer["powertools"]).is_relative_to(layer)
+    assert "result" in answer, answer
+    assert Path(answer["files"]["lambdakit"]).is_relative_to(layer)
+    assert Path(answer["files"]["aws_lambda_powertools"]).is_relative_to(layer)
     if logical_id == "WarmerFunction":
         assert answer["result"]["targets"] == ["api:live"]
     else:
         assert answer["result"]["warmed"] is True
-        assert answer["result"]["app_version"] == "7.7.7"
+        assert answer["result"]["app_version"] == LAMBDA_ENV["APP_VERSION"]

@@ -1,58 +1,21 @@
 """Each handler module as Lambda loads it: settings checked at init, events answered, pings first.
 
-Every case runs in a fresh interpreter because the handlers validate their settings at import,
-exactly as a Lambda cold start does; nothing here touches the network.
+Every case runs in a fresh interpreter (tests/support/lambda_process.py) because the handlers
+validate their settings at import, exactly as a Lambda cold start does; nothing here touches the
+network.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lambda_process import run_handler
 
 REPO = Path(__file__).resolve().parents[3]
 
-_RUNNER = """
-import json, sys
-from dataclasses import dataclass
-
-@dataclass
-class Context:
-    function_name: str = "fn"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:fn"
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "req-1"
-    def get_remaining_time_in_millis(self) -> int:
-        return 5000
-
-try:
-    module = __import__(sys.argv[1], fromlist=["handler"])
-except Exception as exc:
-    print(json.dumps({"init_error": type(exc).__name__, "message": str(exc)}))
-    raise SystemExit(0)
-try:
-    result = module.handler(json.load(sys.stdin), Context())
-    print(json.dumps({"result": result}))
-except Exception as exc:
-    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-"""
-
-BASE_ENV = {
-    "POWERTOOLS_SERVICE_NAME": "test",
-    "POWERTOOLS_METRICS_NAMESPACE": "VulnStats",
-    "TRACING_ENABLED": "false",
-    "APP_VERSION": "9.9.9",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",  # Lambda sets both; botocore reads this one
-    # Safety net: any AWS call a unit test makes by mistake fails at once on a closed local port.
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-}
 SYNC_ENV = {
     "TABLE_NAME": "state",
     "ARCHIVE_BUCKET": "archive",
@@ -63,19 +26,8 @@ WARMER_ENV = {"WARM_TARGETS": "api:live", "WARM_CONCURRENCY": "3"}
 
 
 def _run(module: str, code_dir: str, env: dict[str, str], event: Any) -> dict[str, Any]:
-    path = os.pathsep.join([str(REPO / "functions" / code_dir), str(REPO / "layers" / "shared")])
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER, module],
-        input=json.dumps(event),
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": path, **BASE_ENV, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    # Powertools logs JSON lines to stdout too; the runner's answer is the last line.
-    answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return answer
+    path = [REPO / "functions" / code_dir, REPO / "layers" / "shared"]
+    return run_handler(module, path, event, env)
 
 
 def test_api_health_through_the_handler(load_event: Any) -> None:
@@ -147,7 +99,7 @@ def test_warmer_init_rejects_a_concurrency_out_of_range(load_event: Any) -> None
 
 def test_api_init_refuses_to_start_without_a_metrics_namespace(load_event: Any) -> None:
     # given the deployed value missing: every warming ping would otherwise crash at metric flush
-    env = API_ENV | {"POWERTOOLS_METRICS_NAMESPACE": ""}
+    env = API_ENV | {"POWERTOOLS_METRICS_NAMESPACE": ""}  # overrides LAMBDA_ENV's
     answer = _run("api_fn.handler", "api", env, load_event("api_get_health.json"))
     assert answer["init_error"] == "SettingsError"
     assert "POWERTOOLS_METRICS_NAMESPACE: missing" in answer["message"]
