@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from fakes.clock import FakeClock, FakeSleep
 
 from lambdakit.retry import Deadline
 from localstage.vanta_data import Dataset, RemediationQuery, parse_date
@@ -31,34 +32,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("vanta-client")]
 DATA = Dataset(seed=11, vulnerability_count=600, asset_count=60, remediation_count=250)
 
 
-class FakeClock:
-    """One monotonic clock for the stand-in (token expiry, rate windows) and the client."""
-
-    def __init__(self) -> None:
-        self.now = 10_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeSleep:
-    """Moves the shared clock instead of sleeping, and records each wait."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.clock.advance(seconds)
-
-
 @pytest.fixture(scope="module")
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(10_000.0)
 
 
 @pytest.fixture(scope="module")

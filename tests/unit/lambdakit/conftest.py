@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from fakes.clock import FakeClock, FakeSleep
 
 from lambdakit.breaker import clear_breakers
 from lambdakit.clients import clear_clients
@@ -13,31 +14,6 @@ from lambdakit.settings import clear_settings_cache
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeSleep:
-    """Records each requested sleep and advances the fake clock instead of sleeping."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(float(seconds))
-        self.clock.advance(float(seconds))
 
 
 class FakeContext:

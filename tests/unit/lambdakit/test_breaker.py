@@ -12,7 +12,7 @@ from lambdakit.breaker import CircuitBreaker, CircuitOpenError, get_breaker
 from lambdakit.metrics import CIRCUIT_CLOSED, CIRCUIT_OPENED, InMemoryMetricSink
 
 if TYPE_CHECKING:
-    from .conftest import FakeClock
+    from fakes.clock import FakeClock
 
 
 class UpstreamDownError(Exception):

@@ -10,7 +10,7 @@ from lambdakit import coldstart
 from lambdakit.coldstart import ColdStartTracker, process_age_seconds, reset_tracker
 
 if TYPE_CHECKING:
-    from .conftest import FakeClock
+    from fakes.clock import FakeClock
 
 
 def make_tracker(age: float | None = 0.4125) -> ColdStartTracker:

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from fakes.clock import FakeClock, FakeSleep
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from lambdakit.metrics import UPSTREAM_RETRIES, InMemoryMetricSink
 from lambdakit.observability import ObservabilitySettings, create_logger
 from lambdakit.retry import Deadline, Retrier, RetryError, full_jitter_delay, parse_retry_after
 
-from .conftest import FakeClock, FakeContext, FakeSleep
+from .conftest import FakeContext
 
 
 class ThrottledError(Exception):

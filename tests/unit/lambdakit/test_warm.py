@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aws_lambda_powertools import Logger, Metrics
@@ -14,7 +14,10 @@ from lambdakit.metrics import COLD_START, REAL_INVOCATIONS, WARMING_PINGS, InMem
 from lambdakit.observability import PowertoolsMetricSink
 from lambdakit.warm import is_warming_ping, warm_guard
 
-from .conftest import FakeClock, FakeContext, FakeSleep
+from .conftest import FakeContext
+
+if TYPE_CHECKING:
+    from fakes.clock import FakeClock, FakeSleep
 
 API_EVENT: dict[str, Any] = {"httpMethod": "GET", "path": "/health", "headers": {}}
 

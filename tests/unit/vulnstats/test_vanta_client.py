@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+from fakes.clock import FakeClock, FakeSleep
 
 from lambdakit.breaker import clear_breakers
 from lambdakit.metrics import UPSTREAM_RETRIES, InMemoryMetricSink
@@ -57,31 +58,6 @@ BASE = "https://vanta.test"
 CLIENT_ID = "vci_unit_test"
 SECRET = "vcs_unit_test_secret"
 WALL_NOW = 1_800_000_000.0
-
-
-class FakeClock:
-    """Monotonic seconds that move only when told (requests and sleeps move them)."""
-
-    def __init__(self, start: float = 5000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeSleep:
-    """Records each wait and advances the clock instead of sleeping."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.clock.advance(seconds)
 
 
 @dataclass
@@ -197,7 +173,7 @@ class FakeVanta:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(5000.0)
 
 
 @pytest.fixture
