@@ -40,6 +40,7 @@ __all__ = [
     "aws_environment",
     "create_stack_resources",
     "create_vanta_secret",
+    "local_client",
     "prepare_local_stack",
     "start_moto",
     "vanta_secret_name",
@@ -259,6 +260,11 @@ def _client(service: str, endpoint_url: str, region: str) -> Any:
         config=_CLIENT_CONFIG,
         **DUMMY_CREDENTIALS,
     )
+
+
+def local_client(service: str, endpoint_url: str, region: str = "us-east-1") -> Any:
+    """A boto3 client for the emulator with its dummy credentials (scripts and tests use it)."""
+    return _client(service, endpoint_url, region)
 
 
 def _error_code(exc: ClientError) -> str:

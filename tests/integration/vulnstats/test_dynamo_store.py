@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import pytest
 
 from lambdakit.clients import clear_clients
-from localstage.aws import (
-    DUMMY_CREDENTIALS,
-    MotoServer,
-    aws_environment,
-    prepare_local_stack,
-    start_moto,
-)
+from localstage.aws import MotoServer, aws_environment, local_client
 from vulnstats.dynamo import DynamoStore
 from vulnstats.errors import StorageError
 from vulnstats.models import (
@@ -38,44 +30,23 @@ from vulnstats.ports import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from mypy_boto3_dynamodb import DynamoDBClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sync-adapters")]
 
-REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with start_moto("127.0.0.1", 0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def table_name(moto: MotoServer) -> str:
-    _, created = prepare_local_stack(
-        REPO / "template.yaml",
-        moto.endpoint_url,
-        vanta_credentials={"client_id": "x", "client_secret": "y"},
-        region=REGION,
-    )
-    return created["StateTable"]
+def table_name(stack_resources: dict[str, str]) -> str:
+    return stack_resources["StateTable"]
 
 
 @pytest.fixture(scope="module")
 def client(moto: MotoServer) -> DynamoDBClient:
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=moto.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
+    created: DynamoDBClient = local_client("dynamodb", moto.endpoint_url, REGION)
+    return created
 
 
 @pytest.fixture

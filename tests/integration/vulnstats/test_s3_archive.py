@@ -4,56 +4,33 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
-from localstage.aws import DUMMY_CREDENTIALS, MotoServer, prepare_local_stack, start_moto
+from localstage.aws import MotoServer, local_client
 from vulnstats.archive import S3Archive
 from vulnstats.errors import StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from mypy_boto3_s3 import S3Client
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sync-adapters")]
 
-REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 RUN_ID = "20261122T060000Z-0badcafe"
 RUN_DATE = "2026-11-22"
 
 
 @pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with start_moto("127.0.0.1", 0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def bucket(moto: MotoServer) -> str:
-    _, created = prepare_local_stack(
-        REPO / "template.yaml",
-        moto.endpoint_url,
-        vanta_credentials={"client_id": "x", "client_secret": "y"},
-        region=REGION,
-    )
-    return created["ArchiveBucket"]
+def bucket(stack_resources: dict[str, str]) -> str:
+    return stack_resources["ArchiveBucket"]
 
 
 @pytest.fixture(scope="module")
 def client(moto: MotoServer) -> S3Client:
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=moto.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
+    created: S3Client = local_client("s3", moto.endpoint_url, REGION)
+    return created
 
 
 @pytest.fixture
