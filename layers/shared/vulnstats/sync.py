@@ -193,7 +193,15 @@ class SyncEngine:
             return RunOutcome("refused", busy.holder, f"sync run {busy.holder} is in progress")
         if resumable and latest is not None:
             # Its lease had expired (a dead worker) or it had failed: carry on from its checkpoint.
-            run = replace(latest, status=RunStatus.RUNNING, error=None, updated_at=now)
+            # Taking it over starts a new continuation epoch, so a continuation event of the old
+            # worker that arrives late is stale instead of joining this one.
+            run = replace(
+                latest,
+                status=RunStatus.RUNNING,
+                error=None,
+                updated_at=now,
+                continuations=latest.continuations + 1,
+            )
             _LOG.info(
                 "resuming run", extra={"run_id": run.run_id, "previous_status": latest.status}
             )

@@ -261,3 +261,18 @@ def test_engine_accepts_the_real_vanta_client() -> None:
 
     client: Upstream = VantaClient(StaticCredentials("vci_x", "vcs_y"))
     assert client.stats.pages == 0
+
+
+def test_late_continuation_of_a_taken_over_run_is_stale() -> None:
+    # given a run whose worker died after sending its continuation
+    world = World()
+    upstream = FakeUpstream(_records(DATA), page_size=5)
+    world.engine(upstream, pages_per_invocation=2).start("scheduled")
+    run_id, old_sequence = world.continuations[-1]
+    world.now += timedelta(seconds=SyncConfig().lock_lease_seconds + 1)
+    taken = world.engine(FakeUpstream(_records(DATA), page_size=5), pages_per_invocation=2)
+    assert taken.start("scheduled").status == "continuing"
+    # when the old worker's continuation finally arrives
+    late = world.engine(FakeUpstream(_records(DATA))).resume(run_id, old_sequence)
+    # then it does nothing: only the new worker's continuation carries the run on
+    assert late.status == "stale"
