@@ -32,7 +32,7 @@ from vulnstats.ports import (
     RunStatus,
     StateItem,
 )
-from vulnstats.stats import compute_snapshot
+from vulnstats.stats import SnapshotAggregator
 from vulnstats.vanta import remediation_window_start
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ _ENTITY: Final[Mapping[Phase, Entity]] = {
     Phase.VULNERABILITIES: "vulnerabilities",
     Phase.REMEDIATIONS: "remediations",
 }
-# Listings whose vanished records are deleted at the end of a complete run.
-_FULL_LISTINGS: Final[tuple[Entity, ...]] = ("assets", "vulnerabilities")
 _STATS_WINDOW: Final = timedelta(days=90)
 _KNOWN_ASSET_TYPES: Final = frozenset(AssetType)
 
@@ -364,26 +362,40 @@ class SyncEngine:
         return run
 
     def _finalize(self, run: RunRecord) -> RunRecord:
-        """Delete what vanished from the complete listings, snapshot the state, close the run."""
+        """Delete what vanished from the complete listings, snapshot the state, close the run.
+
+        Findings are read once: each stored finding the run saw goes to the statistics, each one
+        it did not see is deleted (DynamoDB bills a keys-only query for whole items, so a second
+        pass would double the largest read of the run).
+        """
         self._current = run
         run_date = f"{run.started_at.astimezone(UTC):%Y-%m-%d}"
-        deleted = 0
-        for entity in _FULL_LISTINGS:
-            seen = set(
+        now = self._clock()
+
+        def seen_by_run(entity: Entity) -> set[str]:
+            return set(
                 self._archive.iter_archived_ids(entity, run_id=run.run_id, run_date=run_date)
             )
-            vanished = [item_id for item_id in self._state.iter_ids(entity) if item_id not in seen]
-            if vanished:
-                self._state.delete(entity, vanished)
-                deleted += len(vanished)
+
+        seen_assets = seen_by_run("assets")
+        vanished_assets = [i for i in self._state.iter_ids("assets") if i not in seen_assets]
+        seen_findings = seen_by_run("vulnerabilities")
+        statistics = SnapshotAggregator(now=now, run_id=run.run_id)
+        vanished_findings: list[str] = []
+        for finding in self._state.iter_vulnerabilities():
+            if finding.id in seen_findings:
+                statistics.add_vulnerability(finding)
+            else:
+                vanished_findings.append(finding.id)
+        if vanished_assets:
+            self._state.delete("assets", vanished_assets)
+        if vanished_findings:
+            self._state.delete("vulnerabilities", vanished_findings)
+        deleted = len(vanished_assets) + len(vanished_findings)
         self._done = self._done.plus(deleted=deleted)
-        now = self._clock()
-        snapshot = compute_snapshot(
-            self._state.iter_vulnerabilities(),
-            self._state.iter_remediations_since(now - _STATS_WINDOW),
-            now=now,
-            run_id=run.run_id,
-        )
+        for remediation in self._state.iter_remediations_since(now - _STATS_WINDOW):
+            statistics.add_remediation(remediation)
+        snapshot = statistics.result()
         self._snapshots.put_snapshot(snapshot, run_id=run.run_id, computed_at=now)
         finished = replace(
             run,
