@@ -435,12 +435,15 @@ class _Worker:
         self._next.put(invocation)
         memory_limit = self.spec.memory_mb
         self.sample_peak()
+        # Until the worker takes the event it has init_timeout_s to ask for it, counted from its
+        # spawn when cold, or from now when warm (a busy machine may delay a warm worker's next
+        # request; counting from spawn would kill any warm worker older than init_timeout_s).
+        pickup_deadline = (
+            self.spawned_at if self.init_done_at is None else time.perf_counter()
+        ) + init_timeout_s
         while True:
             delivered = invocation.delivered_at
-            if delivered is None:
-                deadline = self.spawned_at + init_timeout_s
-            else:
-                deadline = delivered + invocation.timeout_s
+            deadline = pickup_deadline if delivered is None else delivered + invocation.timeout_s
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 self.kill()

@@ -427,3 +427,21 @@ def test_worker_idle_past_the_idle_timeout_is_stopped() -> None:
     kinds = [line.split(" ", 1)[0] for line in lines if line.startswith(("START", "END", "REPORT"))]
     assert kinds == ["START", "END", "REPORT"] * 3
     assert lines.count("lrt_echo module imported") == 2
+
+
+def test_a_warm_worker_older_than_the_init_timeout_still_serves(sqs_server: str) -> None:
+    # given a runtime whose workers must ask for their first event within 1 s, and a worker
+    # whose first invocation lasts longer than that (the function under test sleeps)
+    spec = _spec("slow-then-fast", "sleepy")
+    with LocalRuntime(
+        {spec.logical_id: spec},
+        base_env={**CREDENTIALS, "AWS_REGION": REGION},
+        init_timeout_s=1.0,
+    ) as local:
+        first = local.invoke("slow-then-fast", json.dumps({"seconds": 1.2}).encode())
+        # when the now warm worker, older than the init timeout, gets the next event
+        second = local.invoke("slow-then-fast", json.dumps({"seconds": 0}).encode())
+    # then it serves it warm instead of being killed as if it had never asked for work
+    assert first.function_error is None
+    assert second.function_error is None, second.payload
+    assert second.cold is False
