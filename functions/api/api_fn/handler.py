@@ -6,8 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
-from api_fn.app import create_app
+from api_fn.app import create_app, prime
 from api_fn.settings import ApiSettings
+from lambdakit.clients import get_client
 from lambdakit.observability import (
     ObservabilitySettings,
     PowertoolsMetricSink,
@@ -19,6 +20,8 @@ from lambdakit.observability import (
 )
 from lambdakit.settings import load_settings
 from lambdakit.warm import warm_guard
+from vulnstats.dynamo import DynamoStore
+from vulnstats.queries import DynamoReader
 
 # Init: settings are validated here so a misconfigured function fails its cold start, not a request.
 _observability = ObservabilitySettings.from_env()
@@ -26,7 +29,15 @@ settings = load_settings(ApiSettings)
 logger = create_logger(_observability)
 metrics = create_metrics(_observability)
 tracer = create_tracer(_observability)
-app = create_app(settings)
+# The one client every route needs, created during init so no request pays for it; the Lambda
+# client of POST /sync is created on first use.
+store = DynamoStore(settings.table_name, client=get_client("dynamodb"))
+reader = DynamoReader(store)
+if not settings.snap_start:
+    # Prime: one cheap read (what /health reads) opens the connection and loads what botocore
+    # loads on a first call. Skipped under SnapStart: a snapshot keeps no live connection.
+    prime(reader, logger)
+app = create_app(settings, reader, logger=logger)
 
 
 @warm_guard(metrics=PowertoolsMetricSink(metrics), app_version=settings.app_version)

@@ -18,3 +18,10 @@ class ApiSettings:
     cache_ttl_seconds: int = env(
         "CACHE_TTL_SECONDS", in_range(parse_int, minimum=0, maximum=3600), default=300
     )
+    # Set by Lambda: "on-demand", "provisioned-concurrency" or "snap-start".
+    initialization_type: str = env("AWS_LAMBDA_INITIALIZATION_TYPE", parse_str, default="on-demand")
+
+    @property
+    def snap_start(self) -> bool:
+        """Whether init runs for a SnapStart snapshot (no connection survives the restore)."""
+        return self.initialization_type == "snap-start"

@@ -1,31 +1,548 @@
-"""The API routes of this version, resolved in-process from the API Gateway fixtures."""
+"""Every route and every error of the API, resolved in-process from API Gateway REST events."""
 
 from __future__ import annotations
 
+import base64
 import json
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from api_fn.app import create_app
-from api_fn.settings import ApiSettings
+import pytest
+from fakes.api_store import NOW, Api, make_api, raw_finding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api_fn.app import NO_SYNC_MESSAGE
+from api_fn.params import FINDING_PARAMETERS
+from vulnstats.errors import StorageError
+from vulnstats.invoker import InvokeError
+from vulnstats.models import AssetType
+from vulnstats.ports import LastComplete, RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+SNAPSHOT = {"open": {"bySeverity": {"HIGH": 3}}, "overdue": {"HIGH": 1}}
 
 
-def _settings() -> ApiSettings:
-    return ApiSettings(
-        app_version="1.4.2", stage_name="test", table_name="t", sync_function_name="sync"
+def _with_snapshot(api: Api) -> None:
+    api.store.add_snapshot(SNAPSHOT, run_id="20261122T060000Z-aaaa0001", computed_at="2026-11-22")
+    api.store.snapshots["2026-11-21"] = {
+        "day": "2026-11-21",
+        "run_id": "20261121T060000Z-aaaa0000",
+        "computed_at": "2026-11-21T06:10:00.000000Z",
+        "snapshot": {"open": {}},
+    }
+
+
+def _run(run_id: str, status: RunStatus = RunStatus.SUCCEEDED) -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        status=status,
+        trigger="scheduled",
+        started_at=NOW - timedelta(hours=1),
+        updated_at=NOW - timedelta(minutes=50),
+        finished_at=NOW - timedelta(minutes=50) if status is RunStatus.SUCCEEDED else None,
+        reason="nightly",
     )
 
 
-def test_health_answers_ok_with_the_deployed_version(load_event: Any, lambda_context: Any) -> None:
-    # given the API and the /health fixture
-    app = create_app(_settings())
-    # when
-    response = app.resolve(load_event("api_get_health.json"), lambda_context)
-    # then
-    assert response["statusCode"] == 200
-    assert json.loads(response["body"]) == {"status": "ok", "version": "1.4.2", "stage": "test"}
+def _findings(api: Api) -> None:
+    past, soon, later = (
+        "2026-11-01T00:00:00.000Z",
+        "2026-11-25T00:00:00.000Z",
+        "2027-03-01T00:00:00.000Z",
+    )
+    api.store.add_finding(
+        raw_finding("v1", severity="HIGH", remediateByDate=past), AssetType.SERVER
+    )
+    api.store.add_finding(
+        raw_finding("v2", severity="HIGH", remediateByDate=soon), AssetType.SERVER
+    )
+    api.store.add_finding(
+        raw_finding("v3", severity="LOW", remediateByDate=None, integrationId="github"),
+        AssetType.CODE_REPOSITORY,
+    )
+    api.store.add_finding(
+        raw_finding("v4", severity="CRITICAL", remediateByDate=later, isFixable=False),
+        AssetType.CONTAINER,
+    )
+    api.store.add_finding(
+        raw_finding(
+            "v5",
+            severity="HIGH",
+            remediateByDate=past,
+            deactivateMetadata={"isVulnDeactivatedIndefinitely": True},
+        ),
+        AssetType.SERVER,
+    )
 
 
-def test_unknown_route_is_404_not_500(load_event: Any, lambda_context: Any) -> None:
-    event = load_event("api_get_health.json") | {"path": "/nope", "resource": "/nope"}
-    response = create_app(_settings()).resolve(event, lambda_context)
-    assert response["statusCode"] == 404
+def _ids(body: Mapping[str, Any]) -> list[str]:
+    return [item["id"] for item in body["items"]]
+
+
+# ----- /health -----
+
+
+def test_health_before_any_sync_reports_no_data_age(api: Api) -> None:
+    answer = api.call("GET", "/health")
+    assert answer.status == 200
+    assert answer.body == {
+        "status": "ok",
+        "version": "1.4.2",
+        "stage": "test",
+        "lastSuccessfulSync": None,
+        "dataAgeSeconds": None,
+    }
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_health_reports_the_last_successful_sync_and_its_age(api: Api) -> None:
+    api.store.last = LastComplete(
+        "20261122T090000Z-abcd0001", NOW - timedelta(minutes=20), NOW - timedelta(minutes=10)
+    )
+    answer = api.call("GET", "/health")
+    assert answer.body["lastSuccessfulSync"] == {
+        "runId": "20261122T090000Z-abcd0001",
+        "finishedAt": "2026-11-22T09:05:00Z",
+    }
+    assert answer.body["dataAgeSeconds"] == 600
+    assert api.store.calls == ["last_complete"]  # one read, nothing else
+
+
+def test_health_says_degraded_when_the_table_cannot_be_read(api: Api) -> None:
+    api.store.failure = StorageError("DynamoDB table t: GetItem failed: boom")
+    answer = api.call("GET", "/health")
+    assert answer.status == 200
+    assert answer.body["status"] == "degraded"
+    assert "boom" not in json.dumps(answer.body)
+
+
+# ----- /stats and /stats/history -----
+
+
+def test_stats_before_the_first_sync_is_503_with_a_clear_message(api: Api, load_event: Any) -> None:
+    answer = api.send(load_event("api_get_stats.json"))
+    assert answer.status == 503
+    assert answer.body == {"message": NO_SYNC_MESSAGE}
+
+
+def test_stats_serves_the_latest_snapshot_with_cache_headers(api: Api, load_event: Any) -> None:
+    _with_snapshot(api)
+    answer = api.send(load_event("api_get_stats.json"))
+    assert answer.status == 200
+    assert answer.body == {
+        "runId": "20261122T060000Z-aaaa0001",
+        "computedAt": "2026-11-22",
+        "snapshot": SNAPSHOT,
+    }
+    assert answer.headers["cache-control"] == "public, max-age=120"
+    assert answer.headers["etag"].startswith('"')
+
+
+def test_stats_answers_304_when_the_etag_still_matches(api: Api) -> None:
+    _with_snapshot(api)
+    etag = api.call("GET", "/stats").headers["etag"]
+    again = api.call("GET", "/stats", headers={"If-None-Match": etag})
+    assert again.status == 304
+    assert again.body is None
+    assert again.headers["etag"] == etag
+    weak_list = api.call("GET", "/stats", headers={"if-none-match": f'"x", W/{etag}'})
+    assert weak_list.status == 304
+    stale = api.call("GET", "/stats", headers={"If-None-Match": '"other"'})
+    assert stale.status == 200
+
+
+def test_etag_changes_when_a_new_snapshot_lands(api: Api) -> None:
+    _with_snapshot(api)
+    before = api.call("GET", "/stats").headers["etag"]
+    api.store.add_snapshot(
+        {"open": {}}, run_id="20261122T090000Z-bbbb0002", computed_at="2026-11-22"
+    )
+    after = api.call("GET", "/stats", headers={"If-None-Match": before})
+    assert after.status == 200
+    assert after.headers["etag"] != before
+
+
+def test_without_a_stage_cache_stats_must_be_revalidated(
+    load_event: Any, lambda_context: Any
+) -> None:
+    api = make_api(load_event, lambda_context, ttl=0)
+    _with_snapshot(api)
+    assert api.call("GET", "/stats").headers["cache-control"] == "no-cache"
+
+
+def test_history_lists_daily_snapshots_oldest_first(api: Api) -> None:
+    _with_snapshot(api)
+    answer = api.call("GET", "/stats/history", query={"days": "7"})
+    assert answer.status == 200
+    assert answer.body["days"] == 7
+    assert [s["day"] for s in answer.body["snapshots"]] == ["2026-11-21", "2026-11-22"]
+    assert "etag" in answer.headers
+    etag = answer.headers["etag"]
+    cached = api.call("GET", "/stats/history", query={"days": "7"}, headers={"If-None-Match": etag})
+    assert cached.status == 304
+
+
+def test_history_defaults_to_30_days(api: Api) -> None:
+    _with_snapshot(api)
+    assert api.call("GET", "/stats/history").body["days"] == 30
+
+
+@pytest.mark.parametrize("days", ["0", "366", "-1", "abc", "1.5", ""])
+def test_history_days_out_of_range_is_400_naming_days(api: Api, days: str) -> None:
+    _with_snapshot(api)
+    answer = api.call("GET", "/stats/history", query={"days": days})
+    assert answer.status == 400
+    assert answer.body["parameter"] == "days"
+    assert answer.body["message"].startswith("days: ")
+
+
+def test_history_before_the_first_sync_is_503(api: Api) -> None:
+    answer = api.call("GET", "/stats/history", query={"days": "3"})
+    assert answer.status == 503
+    assert answer.body == {"message": NO_SYNC_MESSAGE}
+
+
+# ----- /vulnerabilities -----
+
+
+def test_list_fixture_filters_by_severity_and_overdue(api: Api, load_event: Any) -> None:
+    _findings(api)
+    answer = api.send(load_event("api_list_vulnerabilities.json"))  # severity=high, overdue=true
+    assert answer.status == 200
+    assert _ids(answer.body) == ["v1"]  # v5 is deactivated, v2 not yet due
+    item = answer.body["items"][0]
+    assert item["severity"] == "HIGH"
+    assert item["overdue"] is True
+    assert item["assetType"] == "SERVER"
+    assert item["deactivated"] is False
+    assert answer.body["nextCursor"] is None
+    assert answer.body["limit"] == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, ["v1", "v2", "v3", "v4"]),
+        ({"severity": "High"}, ["v1", "v2"]),
+        ({"overdue": "false"}, ["v2", "v3", "v4"]),
+        ({"dueWithinDays": "7"}, ["v2"]),
+        ({"dueWithinDays": "365"}, ["v2", "v4"]),
+        ({"integrationId": "github"}, ["v3"]),
+        ({"assetType": "container"}, ["v4"]),
+        ({"fixable": "false"}, ["v4"]),
+        ({"includeDeactivated": "true", "severity": "HIGH"}, ["v1", "v5", "v2"]),
+        ({"overdue": "true", "dueWithinDays": "30"}, []),
+    ],
+)
+def test_each_filter_narrows_the_listing(
+    api: Api, query: dict[str, str], expected: list[str]
+) -> None:
+    _findings(api)
+    answer = api.call("GET", "/vulnerabilities", query=query)
+    assert answer.status == 200, answer.body
+    assert _ids(answer.body) == expected
+
+
+def test_walking_pages_returns_each_finding_once(api: Api) -> None:
+    for n in range(23):
+        api.store.add_finding(raw_finding(f"p{n:02d}", severity="MEDIUM" if n % 2 else "HIGH"))
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = {"limit": "4"} | ({"cursor": cursor} if cursor else {})
+        body = api.call("GET", "/vulnerabilities", query=query).body
+        seen += _ids(body)
+        pages += 1
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"p{n:02d}" for n in range(23)]
+    assert len(seen) == len(set(seen))
+    assert pages == 6
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"severity": "URGENT"}, "severity"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"overdue": "yes"}, "overdue"),
+        ({"fixable": "1"}, "fixable"),
+        ({"dueWithinDays": "0"}, "dueWithinDays"),
+        ({"dueWithinDays": "366"}, "dueWithinDays"),
+        ({"assetType": "MAINFRAME"}, "assetType"),
+        ({"cursor": "not-a-cursor!"}, "cursor"),
+        ({"cursor": ""}, "cursor"),
+        ({"sevrity": "HIGH"}, "sevrity"),
+        ({"integrationId": " "}, "integrationId"),
+    ],
+)
+def test_bad_listing_parameters_are_400_naming_the_parameter(
+    api: Api, query: dict[str, str], parameter: str
+) -> None:
+    answer = api.call("GET", "/vulnerabilities", query=query)
+    assert answer.status == 400
+    assert answer.body["parameter"] == parameter
+    assert answer.body["message"] == f"{parameter}: {answer.body['reason']}"
+
+
+def test_unknown_severity_message_lists_the_choices(api: Api) -> None:
+    body = api.call("GET", "/vulnerabilities", query={"severity": "urgent"}).body
+    assert "LOW, MEDIUM, HIGH, CRITICAL" in body["reason"]
+
+
+def test_a_cursor_reused_with_other_filters_is_refused(api: Api) -> None:
+    for n in range(5):
+        api.store.add_finding(raw_finding(f"c{n}"))
+    cursor = api.call("GET", "/vulnerabilities", query={"limit": "2"}).body["nextCursor"]
+    assert cursor
+    answer = api.call(
+        "GET", "/vulnerabilities", query={"limit": "2", "cursor": cursor, "fixable": "true"}
+    )
+    assert answer.status == 400
+    assert answer.body["message"] == "cursor: does not match these filters"
+    # the same cursor with another page size is fine
+    assert api.call("GET", "/vulnerabilities", query={"limit": "3", "cursor": cursor}).status == 200
+
+
+def test_get_vulnerability_returns_the_view_and_the_raw_record(api: Api) -> None:
+    _findings(api)
+    answer = api.call("GET", "/vulnerabilities/v4")
+    assert answer.status == 200
+    assert answer.body["id"] == "v4"
+    assert answer.body["isFixable"] is False
+    assert answer.body["record"]["description"] == "a finding"
+
+
+def test_unknown_vulnerability_is_404(api: Api, load_event: Any) -> None:
+    answer = api.send(load_event("api_get_vulnerability_missing.json"))
+    assert answer.status == 404
+    assert answer.body == {
+        "message": "no vulnerability vuln-does-not-exist",
+        "id": "vuln-does-not-exist",
+    }
+
+
+# ----- /sync/runs -----
+
+
+def test_runs_are_listed_newest_first_up_to_the_limit(api: Api) -> None:
+    for run_id in ("20261120T060000Z-a", "20261121T060000Z-b", "20261122T060000Z-c"):
+        api.store.runs[run_id] = _run(run_id)
+    answer = api.call("GET", "/sync/runs", query={"limit": "2"})
+    assert answer.status == 200
+    assert [r["runId"] for r in answer.body["runs"]] == ["20261122T060000Z-c", "20261121T060000Z-b"]
+    run = answer.body["runs"][0]
+    assert run["status"] == "succeeded"
+    assert run["counts"]["fetched"] == 0
+    assert run["finishedAt"] == "2026-11-22T08:25:00.000000Z"
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "x"])
+def test_runs_limit_out_of_range_is_400(api: Api, limit: str) -> None:
+    answer = api.call("GET", "/sync/runs", query={"limit": limit})
+    assert answer.status == 400
+    assert answer.body["parameter"] == "limit"
+
+
+def test_one_run_by_id_and_404_for_an_unknown_one(api: Api) -> None:
+    api.store.runs["20261122T060000Z-c"] = _run("20261122T060000Z-c", RunStatus.RUNNING)
+    found = api.call("GET", "/sync/runs/20261122T060000Z-c")
+    assert found.status == 200
+    assert found.body["status"] == "running"
+    assert found.body["finishedAt"] is None
+    missing = api.call("GET", "/sync/runs/nope")
+    assert missing.status == 404
+    assert missing.body["message"] == "no sync run nope"
+
+
+# ----- POST /sync -----
+
+
+def test_post_sync_starts_a_run_and_answers_202_with_its_id(api: Api, load_event: Any) -> None:
+    answer = api.send(load_event("api_post_sync.json"))
+    assert answer.status == 202
+    run_id = "20261122T091500Z-0000abcd"
+    assert answer.body == {
+        "runId": run_id,
+        "status": "accepted",
+        "links": {"run": f"/sync/runs/{run_id}"},
+    }
+    assert api.starter.events == [
+        {"action": "sync", "reason": "re-sync after the scanner outage", "run_id": run_id}
+    ]
+
+
+def test_post_sync_without_a_body_uses_a_default_reason(api: Api) -> None:
+    assert api.call("POST", "/sync").status == 202
+    assert api.starter.events[0]["reason"] == "requested through the API"
+
+
+def test_post_sync_while_a_run_holds_the_lock_is_409(api: Api) -> None:
+    api.store.lock = ("20261122T090000Z-busy0001", NOW + timedelta(minutes=5))
+    answer = api.call("POST", "/sync")
+    assert answer.status == 409
+    assert answer.body == {
+        "message": "sync run 20261122T090000Z-busy0001 is in progress",
+        "runId": "20261122T090000Z-busy0001",
+    }
+    assert api.starter.events == []
+
+
+def test_post_sync_after_the_lease_expired_starts_a_run(api: Api) -> None:
+    api.store.lock = ("20261122T080000Z-dead0001", NOW - timedelta(seconds=1))
+    assert api.call("POST", "/sync").status == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter"),
+    [
+        ("{not json", "body"),
+        ("[1, 2]", "body"),
+        ('"text"', "body"),
+        ('{"reason": 5}', "reason"),
+        ('{"reason": "' + "x" * 501 + '"}', "reason"),
+        ('{"reason": "a", "force": true}', "force"),
+    ],
+)
+def test_post_sync_with_a_bad_body_is_400(api: Api, body: str, parameter: str) -> None:
+    answer = api.call("POST", "/sync", body=body, headers={"Content-Type": "application/json"})
+    assert answer.status == 400
+    assert answer.body["parameter"] == parameter
+    assert api.starter.events == []
+
+
+def test_post_sync_when_lambda_refuses_the_invoke_is_503(api: Api) -> None:
+    api.starter.failure = InvokeError("invoke sync: TooManyRequestsException: slow down")
+    answer = api.call("POST", "/sync")
+    assert answer.status == 503
+    assert "TooManyRequests" not in json.dumps(answer.body)
+
+
+# ----- routing errors and internal errors -----
+
+
+@pytest.mark.parametrize("path", ["/nope", "/vulnerabilities/a/b", "/sync/runs/a/b"])
+def test_unknown_route_is_404(api: Api, path: str) -> None:
+    answer = api.call("GET", path)
+    assert answer.status == 404
+    assert answer.body == {"message": f"no route GET {path}"}
+
+
+def test_a_trailing_slash_serves_the_same_route(api: Api) -> None:
+    assert api.call("GET", "/sync/runs/").body == api.call("GET", "/sync/runs").body
+    assert api.call("POST", "/stats/").status == 405
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/stats", "GET"),
+        ("POST", "/vulnerabilities/v1", "GET"),
+        ("GET", "/sync", "POST"),
+        ("PUT", "/sync/runs/r1", "GET"),
+    ],
+)
+def test_wrong_method_is_405_with_allow(api: Api, method: str, path: str, allow: str) -> None:
+    answer = api.call(method, path)
+    assert answer.status == 405
+    assert answer.headers["allow"] == allow
+    assert answer.body["allow"] == [allow]
+
+
+def test_an_unexpected_error_is_500_with_the_request_id_and_no_internals(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.store.failure = RuntimeError("secret table layout detail")
+    answer = api.call("GET", "/sync/runs")
+    assert answer.status == 500
+    assert answer.body == {
+        "message": "internal error",
+        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+    }
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged
+    assert logged[0].exc_info is not None
+    assert getattr(logged[0], "request_id", None) == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+
+@pytest.mark.parametrize("path", ["/stats", "/vulnerabilities/v1", "/sync/runs/r1"])
+def test_routes_without_parameters_refuse_a_query_parameter(api: Api, path: str) -> None:
+    _with_snapshot(api)
+    answer = api.call("GET", path, query={"x": "1"})
+    assert answer.status == 400
+    assert answer.body["parameter"] == "x"
+
+
+# ----- no input is a 500 -----
+
+_names = st.sampled_from(sorted(FINDING_PARAMETERS | {"days", "x", "Limit"}))
+_values = st.text(max_size=40) | st.sampled_from(["0", "1", "500", "true", "HIGH", "-1", "²"])
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(query=st.dictionaries(_names, _values, max_size=5))
+def test_no_query_string_makes_the_listing_fail(api: Api, query: dict[str, str]) -> None:
+    if not api.store.findings:
+        _findings(api)
+    answer = api.call("GET", "/vulnerabilities", query=query)
+    assert answer.status in (200, 400), (query, answer.body)
+    if answer.status == 400:
+        assert answer.body["parameter"] in query
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cursor=st.text(min_size=1, max_size=80)
+    | st.binary(max_size=60).map(lambda b: base64.urlsafe_b64encode(b).decode())
+)
+def test_no_cursor_makes_the_listing_fail(api: Api, cursor: str) -> None:
+    answer = api.call("GET", "/vulnerabilities", query={"cursor": cursor})
+    assert answer.status in (200, 400)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.text(max_size=60)
+    | st.builds(
+        json.dumps,
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.sampled_from(["reason", "x"]), inner, max_size=2)
+            ),
+            max_leaves=6,
+        ),
+    )
+)
+def test_no_body_makes_post_sync_fail(api: Api, body: str) -> None:
+    answer = api.call("POST", "/sync", body=body)
+    assert answer.status in (202, 400), (body, answer.body)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    path=st.lists(
+        st.sampled_from(["stats", "history", "sync", "runs", "vulnerabilities", "x", ""]),
+        max_size=4,
+    ).map(lambda parts: "/" + "/".join(parts)),
+)
+def test_no_method_and_path_is_a_500(api: Api, method: str, path: str) -> None:
+    answer = api.call(method, path)
+    assert answer.status < 500 or answer.status == 503, (method, path, answer.body)
