@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 import requests
-from botocore.config import Config
+from stage_support import invoke_client, isolated_stage
 
 from localstage.aws import DUMMY_CREDENTIALS
-from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
 from vulnstats.models import AssetType, Severity, Vulnerability, parse_vulnerability
 
@@ -23,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from localstage.stage import LocalStage
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api-stage")]
 
@@ -53,30 +54,15 @@ def _event(name: str) -> Any:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        stack_name="api-stage",
-        state_file=tmp_path_factory.mktemp("api-stage") / "stage.json",
-        dataset=DATA,
-        event_retry_delay_s=0.01,
-    )
-    with LocalStage(config) as running:
+    with isolated_stage(
+        tmp_path_factory.mktemp("api-stage"), name="api-stage", dataset=DATA
+    ) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def lambda_client(stage: LocalStage) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=stage.urls["invoke"],
-        region_name=REGION,
-        config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=300),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return invoke_client(stage)
 
 
 @pytest.fixture(scope="module")

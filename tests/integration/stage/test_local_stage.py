@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 import requests
-from botocore.config import Config
+from stage_support import invoke_client, isolated_stage
 
 from localstage.runtime import ReportLine
 from localstage.stage import LocalStage, PortInUseError, StageConfig
@@ -36,30 +36,14 @@ def _event(name: str) -> Any:
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
-    state = tmp_path_factory.mktemp("stage") / "stage.json"
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        state_file=state,
-        dataset=Dataset(seed=3, vulnerability_count=200),
-        event_retry_delay_s=0.01,
-    )
-    with LocalStage(config) as running:
+    dataset = Dataset(seed=3, vulnerability_count=200)
+    with isolated_stage(tmp_path_factory.mktemp("stage"), name="stage", dataset=dataset) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def lambda_client(stage: LocalStage) -> Any:
-    return boto3.client(
-        "lambda",
-        endpoint_url=stage.urls["invoke"],
-        region_name="us-east-1",
-        config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=120),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return invoke_client(stage)
 
 
 def _invoke(client: Any, name: str, event: Any) -> tuple[dict[str, Any], ReportLine, Any]:

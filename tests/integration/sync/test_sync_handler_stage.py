@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 import requests
-from botocore.config import Config
+from stage_support import invoke_client, isolated_stage
 
 from localstage.aws import DUMMY_CREDENTIALS
-from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset, Revision
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from localstage.stage import LocalStage
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sync-stage")]
 
@@ -34,33 +35,15 @@ PK = {"assets": "ASSET", "vulnerabilities": "VULN", "remediations": "REM"}
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        stack_name="sync-stage",
-        state_file=tmp_path_factory.mktemp("sync-stage") / "stage.json",
-        dataset=DATA,
-        event_retry_delay_s=0.01,
-    )
-    with LocalStage(config) as running:
+    with isolated_stage(
+        tmp_path_factory.mktemp("sync-stage"), name="sync-stage", dataset=DATA
+    ) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def lambda_client(stage: LocalStage) -> Any:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=stage.urls["invoke"],
-        region_name=REGION,
-        config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=300),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    # No page spacing on loopback: the stand-in has no rate limit unless a test sets one.
-    _set_env(client, VANTA_PAGES_PER_MINUTE="0")
-    return client
+    return invoke_client(stage)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,44 @@
+"""The local stage as integration tests start it: free ports, a private state file, a client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from localstage.aws import DUMMY_CREDENTIALS
+from localstage.stage import LocalStage, StageConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from localstage.vanta_data import Dataset
+
+
+def isolated_stage(state_dir: Path, *, name: str, dataset: Dataset) -> LocalStage:
+    """A stage (not started) on free ports with its own stack name and state file."""
+    return LocalStage(
+        StageConfig(
+            api_port=0,
+            invoke_port=0,
+            moto_port=0,
+            vanta_port=0,
+            stack_name=name,
+            state_file=state_dir / "stage.json",
+            dataset=dataset,
+            event_retry_delay_s=0.01,  # async retries at once: tests wait for the DLQ
+        )
+    )
+
+
+def invoke_client(stage: LocalStage) -> Any:
+    """boto3's Lambda client on the stage's Invoke API: one attempt, room for long invocations."""
+    return boto3.client(
+        "lambda",
+        endpoint_url=stage.urls["invoke"],
+        region_name=stage.config.region,
+        config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=300),
+        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
+    )
