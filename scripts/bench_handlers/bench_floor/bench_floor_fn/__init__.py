@@ -1,0 +1,1 @@
+"""The floor of the API benchmark: boto3, one DynamoDB client, one item."""
