@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 import requests
 from stage_support import invoke_client, isolated_stage
 
-from localstage.aws import DUMMY_CREDENTIALS
+from localstage.aws import local_client
 from localstage.vanta_data import Dataset, Revision
 
 if TYPE_CHECKING:
@@ -48,14 +47,7 @@ def lambda_client(stage: LocalStage) -> Any:
 
 @pytest.fixture(scope="module")
 def dynamodb(stage: LocalStage) -> DynamoDBClient:
-    client: DynamoDBClient = boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=stage.urls["aws"],
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
+    client: DynamoDBClient = local_client("dynamodb", stage.urls["aws"], REGION)
     return client
 
 
