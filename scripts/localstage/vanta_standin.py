@@ -17,7 +17,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, cast, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from localstage.vanta_data import (
@@ -60,17 +60,8 @@ FaultKind = Literal[
     "duplicates",
     "revoke_token",
 ]
-FAULT_KINDS: Final[tuple[str, ...]] = (
-    "status",
-    "token_down",
-    "status_over_page_size",
-    "latency",
-    "malformed",
-    "truncated",
-    "rate_storm",
-    "duplicates",
-    "revoke_token",
-)
+# The same names, for validating rules that arrive as JSON.
+FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 # Endpoint names used by fault rules and counters; "*" in a rule means every /v1 endpoint.
 ENDPOINTS: Final[tuple[str, ...]] = (
     "token",

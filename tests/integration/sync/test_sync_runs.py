@@ -10,13 +10,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 import requests
 
 from lambdakit.breaker import clear_breakers
 from lambdakit.retry import Deadline
-from localstage.aws import DUMMY_CREDENTIALS, MotoServer, prepare_local_stack, start_moto
+from localstage.aws import (
+    MotoServer,
+    local_client,
+    prepare_local_stack,
+    start_moto,
+)
 from localstage.vanta_data import Dataset, Revision
 from localstage.vanta_standin import (
     DEFAULT_CREDENTIALS,
@@ -254,27 +258,13 @@ def moto() -> Iterator[MotoServer]:
 
 @pytest.fixture(scope="module")
 def dynamodb(moto: MotoServer) -> DynamoDBClient:
-    client: DynamoDBClient = boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=moto.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
+    client: DynamoDBClient = local_client("dynamodb", moto.endpoint_url, REGION)
     return client
 
 
 @pytest.fixture(scope="module")
 def s3(moto: MotoServer) -> S3Client:
-    client: S3Client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=moto.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
+    client: S3Client = local_client("s3", moto.endpoint_url, REGION)
     return client
 
 
