@@ -344,6 +344,7 @@ class SyncEngine:
             "unchanged": len(items) - len(changed),
             "quarantined": len(rejects),
             "pages": 1,
+            "retries": self._retries_so_far() - self._done.retries,
         }
         self._done = self._done.plus(**delta)
         if page.has_next and page.end_cursor is not None:
@@ -452,10 +453,14 @@ class SyncEngine:
         )
         return RunOutcome("failed", run.run_id, error, counts=self._done, run_counts=run.counts)
 
-    def _emit_metrics(self) -> None:
-        done = self._done.to_dict()
+    def _retries_so_far(self) -> int:
+        """Upstream requests this invocation made beyond one per page and one per token."""
         stats = self._client.stats
-        done["retries"] = max(0, stats.requests - stats.pages - stats.tokens_minted)
+        return max(0, stats.requests - stats.pages - stats.tokens_minted)
+
+    def _emit_metrics(self) -> None:
+        # Retries after the last stored page (a failed or handed-over page) count too.
+        done = self._done.to_dict() | {"retries": self._retries_so_far()}
         for name, metric in _METRIC_OF_COUNT.items():
             self._metrics.add(metric, float(done[name]))
 

@@ -20,11 +20,13 @@ class FakeUpstream:
     """Serves ``records[entity]`` in pages of ``page_size``; cursors are record offsets.
 
     ``faults[(entity, page_number)]`` is an exception raised (once) instead of that page.
+    ``retries_per_page`` makes each page cost that many extra requests, as retries do.
     """
 
     records: dict[Entity, list[Any]]
     page_size: int = 10
     faults: dict[tuple[Entity, int], BaseException] = field(default_factory=dict)
+    retries_per_page: int = 0  # extra requests each page cost, as retries would
     remediated_after_seen: list[datetime | None] = field(default_factory=list)
     _stats: ClientStats = field(default_factory=ClientStats)
 
@@ -82,7 +84,7 @@ class FakeUpstream:
                     "data": chunk,
                 }
             }
-            self._stats.requests += 1
+            self._stats.requests += 1 + self.retries_per_page
             self._stats.pages += 1
             page = Page(
                 entity=entity,

@@ -276,3 +276,17 @@ def test_late_continuation_of_a_taken_over_run_is_stale() -> None:
     late = world.engine(FakeUpstream(_records(DATA))).resume(run_id, old_sequence)
     # then it does nothing: only the new worker's continuation carries the run on
     assert late.status == "stale"
+
+
+def test_retries_are_recorded_on_the_run_and_emitted_as_a_metric() -> None:
+    # given an upstream where every page needed one retry
+    world = World()
+    upstream = FakeUpstream(_records(DATA), retries_per_page=1)
+    # when a run goes through
+    outcome = world.engine(upstream).start("scheduled")
+    # then the run record, the outcome and the metric all count one retry per page
+    run = world.runs.runs[outcome.run_id or ""]
+    assert run.counts.pages > 0
+    assert run.counts.retries == run.counts.pages
+    assert outcome.counts.retries == run.counts.pages
+    assert world.metrics.total("SyncRetries") == run.counts.pages
