@@ -58,6 +58,7 @@ FaultKind = Literal[
     "truncated",
     "rate_storm",
     "duplicates",
+    "vanish",
     "revoke_token",
 ]
 # The same names, for validating rules that arrive as JSON.
@@ -129,6 +130,9 @@ class FaultRule:
                     it is None                                      retry_after
     duplicates      endCursor points ``count`` records back, so     endpoint, at, times, count
                     the next page repeats them
+    vanish          the first ``count`` records of the page are     endpoint, at, times, count
+                    left out (deleted upstream while the listing
+                    was walked); the cursors are kept
     revoke_token    after ``after`` authorised /v1 requests, every  after
                     active token is revoked (the next call gets 401)
     """
@@ -271,6 +275,7 @@ class _Fired:
     error: _HttpError | None = None
     malformed: list[FaultRule] = field(default_factory=list)
     duplicates: int = 0
+    vanish: int = 0
     truncate: Literal["invalid_json", "short_read"] | None = None
 
 
@@ -392,6 +397,8 @@ class _State:
             fired.malformed.append(rule)
         elif rule.kind == "duplicates":
             fired.duplicates = max(fired.duplicates, rule.count)
+        elif rule.kind == "vanish":
+            fired.vanish = max(fired.vanish, rule.count)
         elif rule.kind == "truncated":
             fired.truncate = rule.mode
 
@@ -624,6 +631,12 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     state: _State
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is a fault being tested, not a server bug.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -800,8 +813,11 @@ class _Handler(BaseHTTPRequestHandler):
             body: JsonObject = record
         else:
             page = self._page(dataset, endpoint, params)
-            items = page.items
             body = _page_body(page, fired.duplicates)
+            if fired.vanish:
+                # Same cursors, fewer records: those records were deleted between two pages.
+                del page.items[: fired.vanish]
+            items = page.items
         _apply_malformed(items, fired.malformed, endpoint)
         if item_id is not None:
             body = items[0]

@@ -429,6 +429,39 @@ def test_duplicates_repeat_records_on_the_next_page(standin: StandIn, client: Cl
     assert walked[8:10] == walked[10:12]
 
 
+def test_vanish_leaves_records_out_of_a_page_and_the_listing_goes_on(
+    standin: StandIn, client: Client
+) -> None:
+    # given a rule that makes three records of the second page vanish
+    standin.set_faults(
+        FaultPlan(rules=(FaultRule("vanish", endpoint="vulnerable-assets", at=2, count=3),))
+    )
+    # when the listing is walked
+    walked = _ids(client.walk("vulnerable-assets", pageSize=10))
+    # then exactly those three are missing and every other record comes once, in order
+    expected = _ids(list(DATA.iter_assets()))
+    assert walked == expected[:10] + expected[13:]
+    assert standin.stats()["stats"]["faults_fired"]["vanish"] == 1
+
+
+def test_latency_longer_than_the_read_timeout_times_the_call_out(
+    standin: StandIn, client: Client
+) -> None:
+    # given an upstream slower than the client is willing to wait, once
+    standin.set_faults(
+        FaultPlan(rules=(FaultRule("latency", endpoint="vulnerable-assets", seconds=0.6, times=1),))
+    )
+    # when the client calls with a 0.1 s read timeout
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        client.session.get(
+            f"{client.url}/v1/vulnerable-assets",
+            headers={"Authorization": f"Bearer {client.token}"},
+            timeout=(1, 0.1),
+        )
+    # then the next call is answered normally
+    assert client.get("vulnerable-assets").status_code == 200
+
+
 # ----- admin -----
 
 
