@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 else:
     botocore = lazy_import("botocore.exceptions")
 
-__all__ = ["S3Archive", "page_key", "quarantine_key", "run_prefix"]
+__all__ = ["S3Archive", "page_key", "quarantine_key", "quarantine_prefix", "run_prefix"]
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
@@ -36,9 +36,14 @@ def page_key(entity: Entity, *, run_id: str, run_date: str, number: int) -> str:
     return f"{run_prefix(entity, run_id=run_id, run_date=run_date)}page-{number}.json.gz"
 
 
+def quarantine_prefix(entity: Entity, *, run_id: str, run_date: str) -> str:
+    """The prefix of one run's rejected records of an entity."""
+    return f"quarantine/{entity}/dt={run_date}/run={run_id}/"
+
+
 def quarantine_key(entity: Entity, *, run_id: str, run_date: str, number: int) -> str:
     """The key of one page's rejected records."""
-    return f"quarantine/{entity}/dt={run_date}/run={run_id}/page-{number}.json"
+    return f"{quarantine_prefix(entity, run_id=run_id, run_date=run_date)}page-{number}.json"
 
 
 class S3Archive:
@@ -134,6 +139,14 @@ class S3Archive:
         for key in self._iter_keys(run_prefix(entity, run_id=run_id, run_date=run_date)):
             if key.endswith(".json.gz"):
                 yield from _page_ids(key, self._read(key))
+
+    def has_quarantine(self, entity: Entity, *, run_id: str, run_date: str) -> bool:
+        """Whether the run quarantined any record of an entity (one ListObjectsV2 of one key)."""
+        prefix = quarantine_prefix(entity, run_id=run_id, run_date=run_date)
+        response = self._call(
+            "ListObjectsV2", prefix, self.client.list_objects_v2, Prefix=prefix, MaxKeys=1
+        )
+        return bool(response.get("KeyCount", len(response.get("Contents", []))))
 
     def _iter_keys(self, prefix: str) -> Iterator[str]:
         kwargs: dict[str, Any] = {"Prefix": prefix}

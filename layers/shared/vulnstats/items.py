@@ -357,25 +357,25 @@ def lock_item(run_id: str, lease_until: int) -> Item:
 
 def last_complete_item(last: LastComplete) -> Item:
     """The last complete run as an item."""
-    return {
-        **LAST_COMPLETE_KEY,
-        **to_item(
-            {
-                "run_id": last.run_id,
-                "started_at": format_datetime(last.started_at),
-                "finished_at": format_datetime(last.finished_at),
-            }
-        ),
+    values = {
+        "run_id": last.run_id,
+        "started_at": format_datetime(last.started_at),
+        "finished_at": format_datetime(last.finished_at),
     }
+    if last.remediations_retry_from is not None:
+        values["remediations_retry_from"] = format_datetime(last.remediations_retry_from)
+    return {**LAST_COMPLETE_KEY, **to_item(values)}
 
 
 def last_complete_from_item(item: Mapping[str, Any]) -> LastComplete:
     """Inverse of :func:`last_complete_item`."""
     values = from_item(item)
+    retry_from = values.get("remediations_retry_from")
     return LastComplete(
         run_id=values["run_id"],
         started_at=parse_datetime(values["started_at"]),
         finished_at=parse_datetime(values["finished_at"]),
+        remediations_retry_from=None if retry_from is None else parse_datetime(retry_from),
     )
 
 

@@ -147,6 +147,9 @@ class LastComplete:
     run_id: str
     started_at: datetime
     finished_at: datetime
+    # Set when the run quarantined remediations: the next run's window starts here at the
+    # latest, so a record fixed upstream later is fetched again (the epoch: list them all).
+    remediations_retry_from: datetime | None = None
 
 
 class RunInProgressError(Exception):
@@ -263,4 +266,8 @@ class Archive(Protocol):
 
     def iter_archived_ids(self, entity: Entity, *, run_id: str, run_date: str) -> Iterator[str]:
         """Every record id in the run's archived pages of an entity (duplicates possible)."""
+        ...
+
+    def has_quarantine(self, entity: Entity, *, run_id: str, run_date: str) -> bool:
+        """Whether the run quarantined any record of an entity."""
         ...

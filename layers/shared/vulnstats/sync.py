@@ -53,6 +53,7 @@ _ENTITY: Final[Mapping[Phase, Entity]] = {
     Phase.REMEDIATIONS: "remediations",
 }
 _STATS_WINDOW: Final = timedelta(days=90)
+_EVERYTHING: Final = datetime(1970, 1, 1, tzinfo=UTC)  # a window start before any record
 _KNOWN_ASSET_TYPES: Final = frozenset(AssetType)
 
 # Metric names (vulnstats.metrics.SYNC_METRICS lists them for the dashboard and alarms).
@@ -283,9 +284,26 @@ class SyncEngine:
             return self._client.iter_assets(checkpoint.cursor, **common)
         if phase is Phase.VULNERABILITIES:
             return self._client.iter_vulnerabilities(checkpoint.cursor, **common)
+        return self._client.iter_remediations(
+            self._remediation_window(), checkpoint.cursor, **common
+        )
+
+    def _remediation_window(self) -> datetime | None:
+        """Where this run's remediation listing starts (None: all of them).
+
+        The last complete run's start minus the overlap, unless that run quarantined
+        remediations: then no later than its own window, so a record fixed upstream since is
+        fetched again instead of staying missing (and it stays put while they stay malformed).
+        The last complete run does not change during a run, so every continuation agrees.
+        """
         last = self._runs.last_complete()
-        since = remediation_window_start(last.started_at if last else None)
-        return self._client.iter_remediations(since, checkpoint.cursor, **common)
+        if last is None:
+            return None
+        since = remediation_window_start(last.started_at)
+        retry_from = last.remediations_retry_from
+        if retry_from is None or since is None:
+            return since
+        return min(since, retry_from)
 
     def _preparer(self, entity: Entity) -> Callable[[Mapping[str, Any]], StateItem]:
         """Parse-and-hash for one entity; findings carry the type of their asset."""
@@ -407,12 +425,25 @@ class SyncEngine:
             counts=run.counts.plus(deleted=deleted),
         )
         self._runs.put_run(finished)
-        self._runs.set_last_complete(LastComplete(run.run_id, run.started_at, now))
+        self._runs.set_last_complete(
+            LastComplete(
+                run.run_id,
+                run.started_at,
+                now,
+                remediations_retry_from=self._retry_from(run, run_date),
+            )
+        )
         self._runs.release_lock(run.run_id)
         self._metrics.add("SyncSuccess", 1.0)
         _LOG.info("run complete", extra={"run_id": run.run_id, **finished.counts.to_dict()})
         self._current = finished
         return finished
+
+    def _retry_from(self, run: RunRecord, run_date: str) -> datetime | None:
+        """The window the next run must re-list from when this one quarantined remediations."""
+        if not self._archive.has_quarantine("remediations", run_id=run.run_id, run_date=run_date):
+            return None
+        return self._remediation_window() or _EVERYTHING
 
     # ------------------------------------------------------------------ endings
 

@@ -259,25 +259,7 @@ def _vanished(case: Case) -> set[str]:
     return gone
 
 
-# A quarantined remediation is not fetched again once a run completed: the incremental window
-# (remediatedAfterDate = last complete start - 24 h) has moved past it. Reported, not yet fixed.
-KNOWN_GAPS = {"malformed-page-rems-last"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason="quarantined remediations are never re-fetched"
-            ),
-        )
-        if name in KNOWN_GAPS
-        else name
-        for name in CASES
-    ],
-)
+@pytest.mark.parametrize("name", list(CASES))
 def test_fault_is_visible_and_the_next_run_converges_without_double_writes(  # noqa: PLR0915
     world: World, proxy: FaultProxy, name: str
 ) -> None:

@@ -133,6 +133,19 @@ def test_given_rejected_records_when_quarantined_then_one_json_object_with_each_
     assert archive.objects_written["quarantine"] == 1
 
 
+def test_given_quarantined_records_when_asked_then_only_that_run_and_entity_has_them(
+    archive: S3Archive,
+) -> None:
+    rejects = [{"id": "r-1", "reason": "severity: unknown value 'SEVERE'", "record": {}}]
+    archive.put_quarantine(
+        "remediations", run_id=RUN_ID, run_date=RUN_DATE, number=2, rejects=rejects
+    )
+
+    assert archive.has_quarantine("remediations", run_id=RUN_ID, run_date=RUN_DATE)
+    assert not archive.has_quarantine("assets", run_id=RUN_ID, run_date=RUN_DATE)
+    assert not archive.has_quarantine("remediations", run_id="other-run", run_date=RUN_DATE)
+
+
 def test_given_no_such_bucket_when_archiving_then_storage_error_names_bucket_and_call(
     client: S3Client,
 ) -> None:

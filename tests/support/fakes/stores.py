@@ -157,6 +157,10 @@ class MemoryArchive:
         self.quarantine[key] = [dict(r) for r in rejects]
         return key
 
+    def has_quarantine(self, entity: Entity, *, run_id: str, run_date: str) -> bool:
+        prefix = f"quarantine/{entity}/dt={run_date}/run={run_id}/"
+        return any(key.startswith(prefix) for key in self.quarantine)
+
     def iter_archived_ids(self, entity: Entity, *, run_id: str, run_date: str) -> Iterator[str]:
         prefix = f"raw/{entity}/dt={run_date}/run={run_id}/"
         for key, body in self.pages.items():

@@ -310,6 +310,17 @@ def test_given_last_complete_when_round_tripped_then_equal() -> None:
     assert last_complete_from_item(item) == last
 
 
+def test_given_a_last_complete_run_that_quarantined_remediations_then_its_window_is_kept() -> None:
+    last = LastComplete(
+        run_id="r",
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        finished_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+        remediations_retry_from=datetime(2025, 12, 30, tzinfo=UTC),
+    )
+
+    assert last_complete_from_item(last_complete_item(last)) == last
+
+
 def test_given_a_snapshot_when_stored_then_latest_and_day_items_hold_the_same_content() -> None:
     computed = datetime(2026, 11, 22, 23, 30, tzinfo=timezone(timedelta(hours=-2)))
     snapshot = {"open": {"CRITICAL": 3}, "mean_days": 1.25}

@@ -255,6 +255,48 @@ def test_remediations_are_listed_from_the_last_complete_run_with_overlap() -> No
     assert upstream.remediated_after_seen == [first_start - timedelta(hours=24)]
 
 
+def test_a_quarantined_remediation_is_listed_again_until_it_is_fixed_upstream() -> None:
+    # given a first run (a full listing) that quarantined one remediation
+    records = _records(DATA)
+    broken = copy.deepcopy(records)
+    broken["remediations"][5]["severity"] = "SEVERE"
+    world = World()
+    world.engine(FakeUpstream(broken)).start("scheduled")
+    assert records["remediations"][5]["id"] not in world.state.ids("remediations")
+    # when later runs come while it stays malformed, then each lists everything again
+    for hours in (3, 6):
+        world.now = NOW + timedelta(hours=hours)
+        still_broken = FakeUpstream(broken)
+        world.engine(still_broken).start("scheduled")
+        assert still_broken.remediated_after_seen == [datetime(1970, 1, 1, tzinfo=UTC)]
+    # when it is fixed upstream, then the next run stores it
+    world.now = NOW + timedelta(hours=9)
+    fixed_start = world.now
+    world.engine(FakeUpstream(records)).start("scheduled")
+    assert world.state.ids("remediations") == {r["id"] for r in records["remediations"]}
+    # and the run after that is incremental again
+    world.now = NOW + timedelta(hours=12)
+    after = FakeUpstream(records)
+    world.engine(after).start("scheduled")
+    assert after.remediated_after_seen == [fixed_start - timedelta(hours=24)]
+
+
+def test_an_incremental_run_that_quarantines_keeps_its_own_window_for_the_next() -> None:
+    # given a complete run, then an incremental one that quarantined a remediation
+    records = _records(DATA)
+    world = World()
+    world.engine(FakeUpstream(records)).start("scheduled")
+    broken = copy.deepcopy(records)
+    broken["remediations"][2]["severity"] = "SEVERE"
+    world.now = NOW + timedelta(days=2)
+    world.engine(FakeUpstream(broken)).start("scheduled")
+    # when the next run comes days later, then it lists from the quarantining run's window
+    world.now = NOW + timedelta(days=5)
+    upstream = FakeUpstream(records)
+    world.engine(upstream).start("scheduled")
+    assert upstream.remediated_after_seen == [NOW - timedelta(hours=24)]
+
+
 def test_engine_accepts_the_real_vanta_client() -> None:
     # a type-level check made real: mypy verifies VantaClient satisfies Upstream here
     from vulnstats.vanta import StaticCredentials, VantaClient
