@@ -121,6 +121,20 @@ fire-local: $(VENV)/.installed ## fire a template schedule now on the running st
 	@[ -n "$(SCHEDULE)" ] || { echo "usage: make fire-local SCHEDULE=<Function.Event or function logical id>" >&2; exit 2; }
 	$(LOCALSTAGE) fire $(SCHEDULE)
 
+# ---------------------------------------------------------------- operations
+# The dead-letter queue of the running local stage, or of a deployed stack: STAGE=dev|prod takes
+# the stack and region from samconfig.toml, STACK=<name> names one directly (PROFILE=<profile>).
+DLQ = PYTHONPATH=scripts $(PY) scripts/dlq.py
+DLQ_TARGET = $(if $(STACK),--stack $(STACK),$(if $(STAGE),--config-env $(STAGE),)) \
+  $(if $(PROFILE),--profile $(PROFILE),) --max-messages $(or $(MAX),100)
+
+.PHONY: dlq-inspect dlq-redrive
+dlq-inspect: $(VENV)/.installed ## list dead-letter messages and why they failed, deleting none: [STAGE=dev|prod] [MAX=100]
+	$(DLQ) inspect $(DLQ_TARGET)
+
+dlq-redrive: $(VENV)/.installed ## re-submit dead-lettered sync events, delete each after its run succeeded: [STAGE=..] [MAX=..] [DRY_RUN=1]
+	$(DLQ) redrive $(DLQ_TARGET) $(if $(DRY_RUN),--dry-run,)
+
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean
 clean: ## remove build output, caches and environments

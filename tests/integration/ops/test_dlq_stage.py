@@ -1,0 +1,181 @@
+"""DLQ tooling on the local stage: a real async failure is inspected, then redriven (or kept)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from dlq import LambdaInvoker, SqsQueue, inspect_queue, main, redrive_queue
+from stage_support import invoke_client, isolated_stage
+
+from localstage.aws import local_client
+from localstage.vanta_data import Dataset
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dlq import MessageReport
+
+    from localstage.stage import LocalStage
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dlq-stage")]
+
+REPO = Path(__file__).resolve().parents[3]
+DATA = Dataset(
+    seed=41,
+    vulnerability_count=40,
+    asset_count=10,
+    remediation_count=10,
+    now=datetime.now(UTC).replace(microsecond=0),
+)
+SYNC = "SyncFunction"
+MISSING_TABLE = "no-such-table"
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
+    with isolated_stage(
+        tmp_path_factory.mktemp("dlq-stage"), name="dlq-stage", dataset=DATA
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lambda_client(stage: LocalStage) -> Any:
+    return invoke_client(stage)
+
+
+@pytest.fixture
+def queue(stage: LocalStage) -> Iterator[SqsQueue]:
+    sqs = local_client("sqs", stage.urls["aws"], stage.config.region)
+    url = stage.physical_ids["DeadLetterQueue"]
+    _drain(sqs, url)
+    yield SqsQueue(sqs, url, wait_s=0)
+    _drain(sqs, url)
+
+
+def _drain(sqs: Any, url: str) -> None:
+    """Delete whatever a previous test left (PurgeQueue may run only once a minute)."""
+    while True:
+        found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not found:
+            return
+        for message in found:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _set_table(client: Any, table: str) -> None:
+    config = client.get_function_configuration(FunctionName=SYNC)
+    variables = dict(config["Environment"]["Variables"]) | {"TABLE_NAME": table}
+    client.update_function_configuration(FunctionName=SYNC, Environment={"Variables": variables})
+    client.get_waiter("function_updated_v2").wait(FunctionName=SYNC)
+
+
+@pytest.fixture
+def broken_sync(stage: LocalStage, lambda_client: Any) -> Iterator[str]:
+    """The sync pointed at a table that does not exist (so it raises); restored afterwards."""
+    table = stage.physical_ids["StateTable"]
+    _set_table(lambda_client, MISSING_TABLE)
+    yield table
+    _set_table(lambda_client, table)
+
+
+def _scheduled_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((REPO / "events" / "sync_scheduled.json").read_text())
+    event["id"] = str(uuid.uuid4())
+    return event
+
+
+def _fail_into_dlq(client: Any, queue: SqsQueue, stage: LocalStage) -> tuple[str, MessageReport]:
+    """Send one scheduled event asynchronously; wait (bounded) until it is dead-lettered."""
+    event = _scheduled_event()
+    answer = client.invoke(FunctionName=SYNC, InvocationType="Event", Payload=json.dumps(event))
+    assert answer["StatusCode"] == 202
+    sync_name = stage.describe()["functions"][SYNC]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = inspect_queue(queue, sync_name, max_messages=10).messages
+        if seen:
+            assert len(seen) == 1
+            return event["id"], seen[0]
+        time.sleep(0.2)
+    raise AssertionError("the failed event did not reach the dead-letter queue within 60 s")
+
+
+def test_a_failed_event_is_inspected_then_redriven_and_deleted_once_the_fault_is_gone(
+    stage: LocalStage, lambda_client: Any, queue: SqsQueue, broken_sync: str
+) -> None:
+    sync_name = stage.describe()["functions"][SYNC]
+    # given a scheduled event that failed (after Lambda's retries) into the DLQ
+    event_id, report = _fail_into_dlq(lambda_client, queue, stage)
+    # then inspect names the failure and the event, and leaves the message in place
+    assert report.source == "lambda"
+    assert report.request_id
+    assert "ResourceNotFoundException" in str(report.error_message)
+    assert event_id in report.event
+    assert report.redrivable
+    again = inspect_queue(queue, sync_name, max_messages=10).messages
+    assert [m.message_id for m in again] == [report.message_id]
+    # when the fault is removed and the queue redriven
+    _set_table(lambda_client, broken_sync)
+    outcome = redrive_queue(
+        queue, LambdaInvoker(lambda_client, sync_name), sync_name, max_messages=10
+    )
+    # then the run completed and the message is gone
+    assert [o.result for o in outcome.outcomes] == ["redriven"], outcome.outcomes
+    assert "succeeded" in outcome.outcomes[0].detail
+    assert inspect_queue(queue, sync_name, max_messages=10).messages == []
+
+
+def test_a_redrive_that_fails_again_keeps_the_message_and_says_why(
+    stage: LocalStage, lambda_client: Any, queue: SqsQueue, broken_sync: str
+) -> None:
+    sync_name = stage.describe()["functions"][SYNC]
+    # given a dead-lettered event whose cause is still there
+    _, report = _fail_into_dlq(lambda_client, queue, stage)
+    # when redriven
+    outcome = redrive_queue(
+        queue, LambdaInvoker(lambda_client, sync_name), sync_name, max_messages=10
+    )
+    # then the redrive failed with the function's error, and the message is still in the queue
+    assert [o.result for o in outcome.outcomes] == ["failed"]
+    assert "function error" in outcome.outcomes[0].detail
+    assert "ResourceNotFoundException" in outcome.outcomes[0].detail
+    assert not outcome.ok
+    left = inspect_queue(queue, sync_name, max_messages=10).messages
+    assert [m.message_id for m in left] == [report.message_id]
+
+
+def test_the_command_line_finds_the_stage_from_its_state_file(
+    stage: LocalStage,
+    lambda_client: Any,
+    queue: SqsQueue,
+    broken_sync: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given a dead-lettered event on a stage that wrote its state file
+    event_id, _ = _fail_into_dlq(lambda_client, queue, stage)
+    state_file = str(stage.config.state_file)
+    # when `make dlq-inspect` and `make dlq-redrive DRY_RUN=1` run (what they call)
+    inspected = main(["inspect", "--state-file", state_file])
+    dry = main(["redrive", "--dry-run", "--state-file", state_file])
+    # then both succeed, name the event, and the message is still there
+    out = capsys.readouterr().out
+    assert (inspected, dry) == (0, 0)
+    assert event_id in out
+    assert "nothing was deleted" in out
+    assert "1 dry-run" in out
+    assert len(inspect_queue(queue, "x", max_messages=10).messages) == 1
+
+
+def test_the_command_line_explains_a_missing_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["inspect", "--state-file", str(tmp_path / "absent.json")])
+    assert code == 2
+    assert "no local stage is running" in capsys.readouterr().err
