@@ -121,6 +121,15 @@ fire-local: $(VENV)/.installed ## fire a template schedule now on the running st
 	@[ -n "$(SCHEDULE)" ] || { echo "usage: make fire-local SCHEDULE=<Function.Event or function logical id>" >&2; exit 2; }
 	$(LOCALSTAGE) fire $(SCHEDULE)
 
+# ---------------------------------------------------------------- load
+# Not part of `make test`: a bounded run (2000 requests or 60 s, concurrency 5 by default) against
+# the running local stage's API front, else against a private stage it starts and syncs first.
+LOAD_ARGS ?=
+
+.PHONY: load-test
+load-test: $(VENV)/.installed ## bounded load run on the local stage's API front; LOAD_ARGS="--concurrency 5 --requests 2000 --seconds 60"
+	PYTHONPATH=scripts $(PY) scripts/load_test.py $(LOAD_ARGS)
+
 # ---------------------------------------------------------------- operations
 # The dead-letter queue of the running local stage, or of a deployed stack: STAGE=dev|prod takes
 # the stack and region from samconfig.toml, STACK=<name> names one directly (PROFILE=<profile>).
