@@ -183,6 +183,7 @@ class LoadResult:
     elapsed_s: float
     stopped_by: Literal["requests", "time"]
     concurrency: int
+    routes: tuple[str, ...] = ()  # the plan's route names, in plan order (the report's order)
 
     @property
     def unexpected(self) -> int:
@@ -235,12 +236,15 @@ def run_load(
         elapsed_s=elapsed,
         stopped_by="requests" if issued >= plan.max_requests else "time",
         concurrency=plan.concurrency,
+        routes=tuple(dict.fromkeys(route.name for route in plan.routes)),
     )
 
 
 def render(result: LoadResult, reference: str = REFERENCE_ROUTE) -> str:
     """A Markdown table per route, with p50 and p99 as ratios to the reference route's."""
-    stats = summarise(result.samples)
+    measured = summarise(result.samples)
+    order = [name for name in result.routes if name in measured]
+    stats = {name: measured[name] for name in [*order, *(n for n in measured if n not in order)]}
     ref = stats.get(reference)
     lines = [
         "| route | requests | ok | 429 | unexpected | p50 ms | p90 ms | p99 ms | max ms "

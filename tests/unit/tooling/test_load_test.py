@@ -208,3 +208,17 @@ def test_loopback_targets_are_accepted(url: str) -> None:
 def test_anything_but_loopback_is_refused(url: str) -> None:
     with pytest.raises(LoadTestError, match="loopback"):
         require_loopback(url)
+
+
+def test_the_report_lists_routes_in_plan_order_whatever_finished_first() -> None:
+    # given a slow reference route that finishes after the fast one
+    clock = FakeClock()
+    sender = ScriptedSender(
+        clock,
+        {"GET /health": (200, None), "GET /stats": (200, None)},
+        {"GET /health": 0.5, "GET /stats": 0.001},
+    )
+    result = run_load(Plan([HEALTH, STATS], concurrency=2, max_requests=2), sender, clock=clock)
+    # then the table still starts with the reference route
+    rows = [line for line in render(result).splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["GET /health", "GET /stats"]
