@@ -22,6 +22,8 @@ LAMBDA_ENV: Final = {
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",  # Lambda sets both; botocore reads this one
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    # Without credentials botocore would ask the instance metadata address: never leave loopback.
+    "AWS_EC2_METADATA_DISABLED": "true",
 }
 
 # argv: handler module, then modules whose file the answer reports. The last stdout line is the

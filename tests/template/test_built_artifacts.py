@@ -35,7 +35,13 @@ CASES: Final = {
     ),
     "WarmerFunction": (
         "warmer_fn.handler",
-        {"WARM_TARGETS": "api:live", "WARM_CONCURRENCY": "2"},
+        {
+            "WARM_TARGETS": "api:live",
+            "WARM_CONCURRENCY": "2",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
         json.loads((REPO / "events" / "warmer_scheduled.json").read_text()),
     ),
 }
@@ -67,7 +73,9 @@ def test_built_handler_imports_its_layer_from_the_build_output(
     assert Path(answer["files"]["lambdakit"]).is_relative_to(layer)
     assert Path(answer["files"]["aws_lambda_powertools"]).is_relative_to(layer)
     if logical_id == "WarmerFunction":
-        assert answer["result"]["targets"] == ["api:live"]
+        # the target is unreachable from the test: the run reports it and still answers
+        assert answer["result"]["targets"][0]["target"] == "api:live"
+        assert answer["result"]["requested"] == 2
     else:
         assert answer["result"]["warmed"] is True
         assert answer["result"]["app_version"] == LAMBDA_ENV["APP_VERSION"]

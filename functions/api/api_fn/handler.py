@@ -33,7 +33,13 @@ tracer = create_tracer(_observability)
 # client of POST /sync is created on first use.
 store = DynamoStore(settings.table_name, client=get_client("dynamodb"))
 reader = DynamoReader(store)
-if not settings.snap_start:
+if settings.snap_start:
+    # SnapStart: the snapshot keeps the client (its parsed models), never a connection; every
+    # restored copy gets new clients and new random seeds, and the store uses the new client.
+    from lambdakit import snapstart  # only SnapStart functions pay for its import
+
+    snapstart.install([lambda: store.use_client(get_client("dynamodb"))])
+else:
     # Prime: one cheap read (what /health reads) opens the connection and loads what botocore
     # loads on a first call. Skipped under SnapStart: a snapshot keeps no live connection.
     prime(reader, logger)

@@ -23,7 +23,9 @@ __all__ = [
     "observability",
     "retry",
     "settings",
+    "snapstart",
     "warm",
+    "warmer",
 ]
 
 __version__ = "0.1.0"

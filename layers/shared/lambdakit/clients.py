@@ -19,8 +19,10 @@ else:
 __all__ = [
     "ClientOptions",
     "clear_clients",
+    "close_connections",
     "configure_clients",
     "get_client",
+    "recreate_clients",
 ]
 
 
@@ -121,3 +123,35 @@ def clear_clients() -> None:
         _cache.options = None
         _cache.config = None
         _cache.session = None
+
+
+def close_connections() -> None:
+    """Close the connection pools of every cached client (before a SnapStart snapshot).
+
+    The clients stay usable: botocore opens new connections on the next call.
+    """
+    with _cache.lock:
+        clients = list(_cache.clients.values())
+    for client in clients:
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
+
+
+def recreate_clients() -> None:
+    """Replace every cached client by a new one on a new session (after a SnapStart restore).
+
+    The new session reuses the old one's data loader, so service models parsed during init are
+    not read again. Code that kept a reference to an old client must fetch the new one.
+    """
+    with _cache.lock:
+        keys = list(_cache.clients)
+        old = _cache.session
+        _cache.clients.clear()
+        _cache.session = None
+        if old is not None:
+            session = botocore.session.get_session()
+            session.register_component("data_loader", old.get_component("data_loader"))
+            _cache.session = session
+    for key in keys:
+        _cache.create(key)

@@ -29,11 +29,20 @@ __all__ = [
     "RetryStopReason",
     "full_jitter_delay",
     "parse_retry_after",
+    "reseed_jitter",
 ]
 
 type RetryStopReason = Literal["attempts", "deadline", "retry_after"]
 
 _LOG: Final = logging.getLogger(__name__)
+# Default source of jitter of every Retrier; one per environment so that a SnapStart restore can
+# re-seed it (reseed_jitter) and restored copies do not all draw the same delays.
+_JITTER: Final = random.Random()  # noqa: S311 - jitter, not secrets
+
+
+def reseed_jitter() -> None:
+    """Re-seed the default jitter source from the operating system (after a SnapStart restore)."""
+    _JITTER.seed()
 
 
 class LambdaContextLike(Protocol):
@@ -179,7 +188,7 @@ class Retrier:
         self.retry_after = retry_after
         self.sleep = sleep
         if random_fn is None:
-            random_fn = random.Random().random  # noqa: S311 - jitter, not secrets
+            random_fn = _JITTER.random
         self.random_fn = random_fn
         self.metrics: MetricSink = metrics if metrics is not None else NullMetricSink()
         self.logger: WarningLogger = logger if logger is not None else _LOG

@@ -30,6 +30,7 @@ no cold-start metric of Powertools (leave ``capture_cold_start_metric`` off and 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from typing import TYPE_CHECKING, Any, Final, overload
 
@@ -39,7 +40,7 @@ from lambdakit.metrics import COLD_START, REAL_INVOCATIONS, WARMING_PINGS, Metri
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["DEFAULT_HOLD_MS", "is_warming_ping", "warm_guard"]
+__all__ = ["DEFAULT_HOLD_MS", "is_warming_ping", "ping_event", "warm_guard"]
 
 DEFAULT_HOLD_MS: Final = 100
 # Left to the runtime after a hold, so a hold can never time the invocation out.
@@ -49,6 +50,14 @@ _HOLD_MARGIN_MS: Final = 200
 def is_warming_ping(event: object) -> bool:
     """Whether ``event`` is a warming ping (a dict whose ``warmer`` is ``True``)."""
     return type(event) is dict and event.get("warmer") is True
+
+
+def ping_event(*, fanout: int = 1, hold_ms: int = DEFAULT_HOLD_MS, ping_id: str = "") -> bytes:
+    """The JSON payload of one warming ping, as the guard reads it (see the module docstring)."""
+    event: dict[str, Any] = {"warmer": True, "fanout": fanout, "hold_ms": hold_ms}
+    if ping_id:
+        event["ping_id"] = ping_id
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def _positive_int(value: object, default: int) -> int:

@@ -123,6 +123,10 @@ class DynamoStore:
             self._client = get_client("dynamodb")
         return self._client
 
+    def use_client(self, client: DynamoDBClient | None) -> None:
+        """Switch to ``client`` (None: the environment's, on next use), e.g. after a restore."""
+        self._client = client
+
     # ----- errors -----
 
     def _error(self, operation: str, exc: Exception) -> StorageError:

@@ -9,7 +9,12 @@ __all__ = [
     "NAMESPACE_DEFAULT",
     "SYNC_METRICS",
     "TOOLKIT_METRICS",
+    "WARMER_COLD_ENVIRONMENTS",
+    "WARMER_DURATION_MS",
+    "WARMER_ENVIRONMENTS_REACHED",
+    "WARMER_FAILURES",
     "WARMER_METRICS",
+    "WARMER_THROTTLES",
     "all_custom_metrics",
 ]
 
@@ -44,13 +49,19 @@ SYNC_METRICS: Final = frozenset(
 
 API_METRICS: Final = frozenset({"ApiRequests", "ApiClientErrors"})
 
+# Emitted by the warmer, once per run (all targets together).
+WARMER_ENVIRONMENTS_REACHED: Final = "WarmerEnvironmentsReached"  # distinct environments
+WARMER_COLD_ENVIRONMENTS: Final = "WarmerColdEnvironments"  # environments the run created
+WARMER_FAILURES: Final = "WarmerFailures"  # pings failed (errors, FunctionError, wrong answer)
+WARMER_THROTTLES: Final = "WarmerThrottles"  # pings refused with TooManyRequestsException
+WARMER_DURATION_MS: Final = "WarmerDurationMs"  # time of the run's fan-out
 WARMER_METRICS: Final = frozenset(
     {
-        "WarmerEnvironmentsReached",
-        "WarmerColdEnvironments",
-        "WarmerFailures",
-        "WarmerThrottles",
-        "WarmerDurationMs",
+        WARMER_ENVIRONMENTS_REACHED,
+        WARMER_COLD_ENVIRONMENTS,
+        WARMER_FAILURES,
+        WARMER_THROTTLES,
+        WARMER_DURATION_MS,
     }
 )
 

@@ -22,7 +22,14 @@ SYNC_ENV = {
     "VANTA_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:vanta-AbCdEf",
 }
 API_ENV = {"TABLE_NAME": "state", "SYNC_FUNCTION_NAME": "sync"}
-WARMER_ENV = {"WARM_TARGETS": "api:live", "WARM_CONCURRENCY": "3"}
+# The warmer calls Lambda: dummy credentials, so botocore never looks beyond the environment.
+WARMER_ENV = {
+    "WARM_TARGETS": "api:live",
+    "WARM_CONCURRENCY": "3",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def _run(module: str, code_dir: str, env: dict[str, str], event: Any) -> dict[str, Any]:
@@ -85,9 +92,28 @@ def test_sync_allows_plain_http_to_a_loopback_stand_in() -> None:
     assert answer["result"]["warmed"] is True
 
 
-def test_warmer_accepts_its_schedule(load_event: Any) -> None:
+def test_warmer_reports_an_unreachable_target_as_failures_not_as_a_crash(load_event: Any) -> None:
+    # given the Lambda endpoint is a closed local port
     answer = _run("warmer_fn.handler", "warmer", WARMER_ENV, load_event("warmer_scheduled.json"))
-    assert answer["result"]["targets"] == ["api:live"]
+    # then the run ends normally and says what happened to each of the 3 pings
+    result = answer["result"]
+    assert (result["requested"], result["reached"], result["failures"]) == (3, 0, 3)
+    assert result["complete"] is False
+    (target,) = result["targets"]
+    assert target["target"] == "api:live"
+    assert target["errors"] == {"EndpointConnectionError": 3}
+
+
+def test_warmer_peak_schedule_sends_its_own_concurrency(load_event: Any) -> None:
+    answer = _run(
+        "warmer_fn.handler", "warmer", WARMER_ENV, load_event("warmer_schedule_peak.json")
+    )
+    assert (answer["result"]["schedule"], answer["result"]["requested"]) == ("peak", 6)
+
+
+def test_warmer_refuses_an_event_it_does_not_know(load_event: Any) -> None:
+    answer = _run("warmer_fn.handler", "warmer", WARMER_ENV, load_event("api_get_health.json"))
+    assert answer["error"] == "InvalidWarmerEventError"
 
 
 def test_warmer_init_rejects_a_concurrency_out_of_range(load_event: Any) -> None:
