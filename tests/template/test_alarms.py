@@ -171,11 +171,6 @@ def test_api_latency_alarm_watches_p99_above_one_second(deployed: Callable[..., 
     ("logical_id", "numerator", "denominator"),
     [
         ("Api5xxRateAlarm", ("AWS/ApiGateway", "5XXError"), ("AWS/ApiGateway", "Count")),
-        (
-            "ApiColdStartRateAlarm",
-            (NAMESPACE_DEFAULT, "ColdStart"),
-            (NAMESPACE_DEFAULT, "RealInvocations"),
-        ),
     ],
 )
 def test_rate_alarms_divide_the_right_metrics(
@@ -197,6 +192,38 @@ def test_rate_alarms_divide_the_right_metrics(
 
     assert f"{top} / {bottom}" in result["Expression"]
     assert all(q.get("ReturnData") is False for q in queries.values() if "MetricStat" in q)
+
+
+def test_cold_start_rate_divides_cold_starts_by_invocations_net_of_warming_pings(
+    deployed: Callable[..., Deployed],
+) -> None:
+    alarm = deployed().properties("ApiColdStartRateAlarm")
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    metric_of = {
+        qid: (
+            q["MetricStat"]["Metric"]["Namespace"],
+            q["MetricStat"]["Metric"]["MetricName"],
+            {d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]},
+        )
+        for qid, q in queries.items()
+        if "MetricStat" in q
+    }
+    by_metric = {(ns, name): qid for qid, (ns, name, _) in metric_of.items()}
+    cold = by_metric[NAMESPACE_DEFAULT, "ColdStart"]
+    invocations = by_metric["AWS/Lambda", "Invocations"]
+    pings = by_metric[NAMESPACE_DEFAULT, "WarmingPings"]
+    assert metric_of[invocations][2] == {"FunctionName": {"Ref": "ApiFunction"}}
+    assert metric_of[pings][2] == metric_of[cold][2] == {"service": "api"}
+    # real invocations: Lambda's count minus the pings (an interval without pings counts 0)
+    (real,) = [
+        qid
+        for qid, q in queries.items()
+        if q.get("Expression", "").replace(" ", "") == f"{invocations}-FILL({pings},0)"
+    ]
+    (result,) = [q for q in queries.values() if q.get("ReturnData", True)]
+    assert f"/ {real}" in result["Expression"]
+    assert cold in result["Expression"]
+    assert sum(1 for q in queries.values() if q.get("ReturnData", True)) == 1
 
 
 def test_api_function_errors_alarm(deployed: Callable[..., Deployed]) -> None:

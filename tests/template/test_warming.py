@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -36,7 +38,9 @@ EXPECTED_EXTRA: Final[dict[str, frozenset[str]]] = {
             "WarmerLogGroup",
         }
     ),
-    "provisioned": frozenset({"ApiProvisionedConcurrencyTarget"}),
+    "provisioned": frozenset(
+        {"ApiProvisionedConcurrencyTarget", "ApiProvisionedConcurrencyScaling"}
+    ),
     "snapstart": frozenset(),
     "none": frozenset(),
 }
@@ -161,6 +165,10 @@ def test_each_strategy_creates_what_it_promises_and_nothing_else(translated: Tem
             id="scalable-target-unconditional",
         ),
         pytest.param(
+            lambda t: t["Resources"]["ApiProvisionedConcurrencyScaling"].pop("Condition"),
+            id="scaling-policy-unconditional",
+        ),
+        pytest.param(
             lambda t: t["Resources"]["ApiFunction"]["Properties"].update(
                 SnapStart={"ApplyOn": "PublishedVersions"}
             ),
@@ -186,21 +194,37 @@ def test_a_broken_strategy_wiring_is_caught(
 
 
 def test_warmer_pings_the_live_alias_on_two_schedules(deployed: Callable[..., Deployed]) -> None:
-    view = deployed(WarmingStrategy="warmer", WarmerConcurrency=4)
+    view = deployed(WarmingStrategy="warmer", WarmerConcurrency=4, WarmerPeakConcurrency=9)
     warmer = view.properties("WarmerFunction")
 
     variables = warmer["Environment"]["Variables"]
+    # the alias API Gateway invokes (its own environments), never the unqualified $LATEST
     assert variables["WARM_TARGETS"] == {"Ref": "ApiFunctionAliaslive"}
     assert variables["WARM_CONCURRENCY"] == "4"
-    schedules = {
-        lid: rule["Properties"]["ScheduleExpression"]
+    rules = {
+        lid: rule["Properties"]
         for lid, rule in view.of_type("AWS::Events::Rule").items()
         if rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WarmerFunction", "Arn"]}
     }
-    assert schedules == {
+    assert {lid: rule["ScheduleExpression"] for lid, rule in rules.items()} == {
         "WarmerFunctionOffPeak": "rate(5 minutes)",
         "WarmerFunctionPeak": "cron(0/2 8-17 ? * MON-FRI *)",
     }
+    # each schedule asks for its own N through its Input
+    inputs = {lid: rule["Targets"][0]["Input"] for lid, rule in rules.items()}
+    assert {lid: json.loads(_sub(text, view)) for lid, text in inputs.items()} == {
+        "WarmerFunctionOffPeak": {"schedule": "offpeak", "concurrency": 4},
+        "WarmerFunctionPeak": {"schedule": "peak", "concurrency": 9},
+    }
+
+
+def _sub(value: Any, view: Deployed) -> str:
+    """A schedule Input: a plain string, or a Fn::Sub over parameters."""
+    if isinstance(value, str):
+        return value
+    text = value["Fn::Sub"]
+    assert isinstance(text, str)
+    return re.sub(r"\$\{(\w+)\}", lambda m: str(view.values[m.group(1)]), text)
 
 
 def test_provisioned_concurrency_follows_business_hours(deployed: Callable[..., Deployed]) -> None:
@@ -208,6 +232,7 @@ def test_provisioned_concurrency_follows_business_hours(deployed: Callable[..., 
         WarmingStrategy="provisioned",
         ProvisionedConcurrencyBusinessHours=8,
         ProvisionedConcurrencyOffHours=2,
+        ProvisionedConcurrencyMax=30,
     )
     target = view.resources["ApiProvisionedConcurrencyTarget"]
     properties = target["Properties"]
@@ -216,10 +241,25 @@ def test_provisioned_concurrency_follows_business_hours(deployed: Callable[..., 
     assert properties["ServiceNamespace"] == "lambda"
     assert properties["ScalableDimension"] == "lambda:function:ProvisionedConcurrency"
     assert properties["ResourceId"] == "function:${ApiFunction}:live"
+    # the schedules move the floor; target tracking may add up to the ceiling
+    assert (properties["MinCapacity"], properties["MaxCapacity"]) == ("2", "30")
     actions = {a["Schedule"]: a["ScalableTargetAction"] for a in properties["ScheduledActions"]}
     assert actions == {
-        "cron(0 8 ? * MON-FRI *)": {"MinCapacity": "8", "MaxCapacity": "8"},
-        "cron(0 18 ? * MON-FRI *)": {"MinCapacity": "2", "MaxCapacity": "2"},
+        "cron(0 8 ? * MON-FRI *)": {"MinCapacity": "8", "MaxCapacity": "30"},
+        "cron(0 18 ? * MON-FRI *)": {"MinCapacity": "2", "MaxCapacity": "30"},
     }
     alias = view.properties("ApiFunctionAliaslive")
     assert alias["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": "2"}
+
+
+def test_provisioned_concurrency_tracks_its_utilisation(deployed: Callable[..., Deployed]) -> None:
+    view = deployed(WarmingStrategy="provisioned", ProvisionedConcurrencyTargetUtilization=0.6)
+    policy = view.properties("ApiProvisionedConcurrencyScaling")
+
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["ScalingTargetId"] == {"Ref": "ApiProvisionedConcurrencyTarget"}
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert float(tracking["TargetValue"]) == 0.6
+    assert tracking["PredefinedMetricSpecification"] == {
+        "PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"
+    }
