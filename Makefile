@@ -144,6 +144,21 @@ dlq-inspect: $(VENV)/.installed ## list dead-letter messages and why they failed
 dlq-redrive: $(VENV)/.installed ## re-submit dead-lettered sync events, delete each after its run succeeded: [STAGE=..] [MAX=..] [DRY_RUN=1]
 	$(DLQ) redrive $(DLQ_TARGET) $(if $(DRY_RUN),--dry-run,)
 
+# ---------------------------------------------------------------- performance
+# scripts/performance_test.py (docs/performance.md). PERF_MODE picks the mode (full by default),
+# PERF_ARGS passes anything else, e.g. PERF_ARGS="--cold 20 --warm 200 --function ApiFunction".
+PERF = $(PY) scripts/performance_test.py
+PERF_MODE ?= full
+PERF_ARGS ?=
+
+.PHONY: perf-test perf-test-local
+perf-test: $(VENV)/.installed ## benchmark a deployed stack: make perf-test STAGE=dev|prod [PROFILE=...] [PERF_MODE=cold]
+	@[ -n "$(STAGE)" ] || { echo "usage: make perf-test STAGE=<samconfig environment, e.g. dev> [PROFILE=<aws profile>]" >&2; exit 2; }
+	$(PERF) $(PERF_MODE) --samconfig-env $(STAGE) $(if $(PROFILE),--profile $(PROFILE)) $(PERF_ARGS)
+
+perf-test-local: $(VENV)/.installed ## benchmark every function of the local stage (the running one, else a private one)
+	$(PERF) $(PERF_MODE) --local $(PERF_ARGS)
+
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean
 clean: ## remove build output, caches and environments

@@ -1,0 +1,639 @@
+"""The command line of scripts/performance_test.py: parse, validate, measure, report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from perftest.cloudwatch import fetch_metrics
+from perftest.cost import cost_per_million, price_basis
+from perftest.errors import Interrupted, PerfTestError, UsageError
+from perftest.gateway import LambdaGateway
+from perftest.modes import (
+    cold_result,
+    concurrent_result,
+    run_cold,
+    run_concurrent,
+    run_warm,
+    warm_result,
+)
+from perftest.payloads import REPO, Payload, default_fixture, load_payload
+from perftest.reports import SCHEMA_VERSION, terminal_table, write_reports
+from perftest.restore import COLD_MARKER, ConfigurationGuard
+from perftest.targets import (
+    STATE_FILE,
+    Endpoint,
+    Target,
+    aws_clients,
+    list_functions,
+    read_samconfig,
+    read_stage_file,
+    split_qualifier,
+    stack_functions,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = ["Progress", "main"]
+
+MODES: Final = ("cold", "warm", "concurrent", "metrics", "sweep", "full")
+_CHANGES_CONFIGURATION: Final = ("cold", "sweep", "full")
+_MIN_MEMORY, _MAX_MEMORY = 128, 10240
+
+
+class Progress:
+    """Progress lines on stderr, stamped with the seconds since the start."""
+
+    def __init__(self, stream: TextIO = sys.stderr, *, quiet: bool = False) -> None:
+        self._stream = stream
+        self._quiet = quiet
+        self._start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if not self._quiet:
+            print(
+                f"[{time.monotonic() - self._start:7.1f}s] {message}", file=self._stream, flush=True
+            )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _memory_sizes(text: str) -> list[int]:
+    sizes = []
+    for part in text.split(","):
+        try:
+            size = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"memory size {part!r} is not a whole number"
+            ) from None
+        if not _MIN_MEMORY <= size <= _MAX_MEMORY:
+            raise argparse.ArgumentTypeError(
+                f"memory size {size} MB is outside Lambda's {_MIN_MEMORY}-{_MAX_MEMORY} MB"
+            )
+        sizes.append(size)
+    if len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError("memory sizes repeat")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (one positional mode; every option shared by all modes)."""
+    parser = argparse.ArgumentParser(
+        prog="performance_test.py",
+        description="Measure cold and warm starts of Lambda functions, on AWS or the local stage.",
+        epilog="Modes: cold (forced cold starts), warm (sequential after a warm-up), concurrent "
+        "(parallel callers for a time), metrics (CloudWatch over a window), sweep (cold and warm "
+        "per memory size, with cost), full (cold, warm, concurrent and metrics). Functions whose "
+        "configuration changes (cold, sweep, full) get it back at the end, also on Ctrl-C.",
+    )
+    parser.add_argument("mode", choices=MODES)
+    where = parser.add_argument_group(
+        "target (one of --stack, --samconfig-env, --local, --endpoint-url, or names)"
+    )
+    where.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="NAME_OR_ARN",
+        help="a function to measure (repeat); with a stack or stage, picks among its functions",
+    )
+    where.add_argument(
+        "--stack", help="CloudFormation stack: measure the functions named in its outputs"
+    )
+    where.add_argument(
+        "--samconfig-env",
+        metavar="ENV",
+        help="use the stack_name and region of this samconfig.toml environment",
+    )
+    where.add_argument(
+        "--samconfig", type=Path, default=REPO / "samconfig.toml", help=argparse.SUPPRESS
+    )
+    where.add_argument(
+        "--local",
+        action="store_true",
+        help="the running local stage (its state file), else a private one started for the run",
+    )
+    where.add_argument(
+        "--state-file", type=Path, default=STATE_FILE, help="the local stage's state file"
+    )
+    where.add_argument(
+        "--endpoint-url", help="a Lambda Invoke API endpoint (e.g. the local stage's)"
+    )
+    where.add_argument("--cloudwatch-endpoint-url", help="CloudWatch endpoint for the metrics mode")
+    where.add_argument("--region", help="AWS region (else the profile's or AWS_REGION)")
+    where.add_argument("--profile", help="AWS profile name")
+    what = parser.add_argument_group("measurements")
+    what.add_argument(
+        "--payload",
+        action="append",
+        default=[],
+        metavar="[FUNCTION=]FILE",
+        help="an events/ fixture for a function (or all); defaults per function",
+    )
+    what.add_argument(
+        "--allow-sync-runs",
+        action="store_true",
+        help="allow SyncFunction payloads that start real sync runs",
+    )
+    what.add_argument(
+        "--cold",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="forced cold starts per function (10)",
+    )
+    what.add_argument(
+        "--warm",
+        type=_positive_int,
+        default=50,
+        metavar="M",
+        help="measured warm invocations per function (50)",
+    )
+    what.add_argument(
+        "--warmup",
+        type=_positive_int,
+        default=3,
+        metavar="W",
+        help="unmeasured warm-up invocations (3)",
+    )
+    what.add_argument(
+        "--concurrency", type=_positive_int, default=5, metavar="C", help="parallel callers (5)"
+    )
+    what.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=10.0,
+        metavar="T",
+        help="seconds of the concurrent test (10)",
+    )
+    what.add_argument(
+        "--window-minutes",
+        type=_positive_int,
+        default=60,
+        metavar="MIN",
+        help="metrics window ending now, UTC (60)",
+    )
+    what.add_argument(
+        "--memory-sizes",
+        type=_memory_sizes,
+        default=[512, 1024, 1536, 2048],
+        metavar="MB,MB,...",
+        help="sweep sizes (512,1024,1536,2048)",
+    )
+    what.add_argument(
+        "--findings",
+        type=_positive_int,
+        default=1000,
+        help="data set of a private local stage (1000)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--output-dir",
+        type=Path,
+        default=REPO / "reports",
+        help="where the JSON and HTML go (reports/)",
+    )
+    out.add_argument("--name", help="file name stem of the reports (perf-<mode>-<UTC time>)")
+    out.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+@contextlib.contextmanager
+def _private_stage(findings: int, say: Progress) -> Iterator[Endpoint]:
+    # The local stage is heavy (moto, awslambdaric): imported only when a private one is needed.
+    from localstage.stage import LocalStage, StageConfig  # noqa: PLC0415
+    from localstage.vanta_data import Dataset  # noqa: PLC0415
+
+    say("no local stage is running: starting a private one on free ports (stopped at the end)")
+    config = StageConfig(
+        api_port=0,
+        invoke_port=0,
+        moto_port=0,
+        vanta_port=0,
+        state_file=None,
+        stack_name="perftest-local",
+        dataset=Dataset(
+            seed=7,
+            vulnerability_count=findings,
+            asset_count=max(1, findings // 10),
+            remediation_count=findings // 2,
+            now=dt.datetime.now(dt.UTC),
+        ),
+    )
+    with LocalStage(config) as stage:
+        say(f"first sync of {findings} findings so the API reads real data (not measured)")
+        result = stage.invoke(
+            "SyncFunction", {"action": "sync", "reason": "performance_test private stage"}
+        )
+        if result.function_error:
+            raise PerfTestError(f"the private stage's first sync failed: {result.payload[:300]!r}")
+        info = stage.describe()
+        yield Endpoint(
+            kind="local",
+            region=str(info["region"]),
+            lambda_endpoint_url=str(info["invoke_endpoint_url"]),
+            cloudwatch_endpoint_url=str(info["aws_endpoint_url"]),
+            stack_name=str(info["stack_name"]),
+            functions={str(k): str(v) for k, v in info["functions"].items()},
+        )
+
+
+@contextlib.contextmanager
+def endpoint_for(args: argparse.Namespace, say: Progress) -> Iterator[Endpoint]:
+    """Resolve where the functions are; may start (and stop) a private local stage."""
+    chosen = [
+        name
+        for name, given in (
+            ("--stack", args.stack),
+            ("--samconfig-env", args.samconfig_env),
+            ("--local", args.local),
+            ("--endpoint-url", args.endpoint_url),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one target among {', '.join(chosen)}")
+    if args.local:
+        running = read_stage_file(args.state_file)
+        if running is not None:
+            say(f"using the running local stage ({args.state_file})")
+            yield running
+            return
+        with _private_stage(args.findings, say) as endpoint:
+            yield endpoint
+        return
+    if args.endpoint_url:
+        yield Endpoint(
+            kind="endpoint",
+            region=args.region or "us-east-1",
+            lambda_endpoint_url=args.endpoint_url,
+            cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+        )
+        return
+    stack, region = args.stack, args.region
+    if args.samconfig_env:
+        stack, samconfig_region = read_samconfig(args.samconfig, args.samconfig_env)
+        region = region or samconfig_region
+    if stack:
+        yield Endpoint(
+            kind="stack",
+            region=region,
+            profile=args.profile,
+            stack_name=stack,
+            cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+        )
+        return
+    if not args.function:
+        raise UsageError(
+            "nothing to measure: name functions (--function), a stack (--stack), a samconfig "
+            "environment (--samconfig-env) or the local stage (--local / --endpoint-url)"
+        )
+    yield Endpoint(
+        kind="functions",
+        region=region,
+        profile=args.profile,
+        cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+    )
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _payload_overrides(items: Sequence[str]) -> tuple[dict[str, Path], Path | None]:
+    per_function: dict[str, Path] = {}
+    everyone: Path | None = None
+    for item in items:
+        name, sep, file = item.partition("=")
+        if sep:
+            per_function[name] = Path(file)
+        elif everyone is None:
+            everyone = Path(item)
+        else:
+            raise UsageError("--payload FILE without FUNCTION= may be given once")
+    return per_function, everyone
+
+
+def _candidates(
+    endpoint: Endpoint, session: Any, client: Any, wanted: Sequence[str]
+) -> dict[str, str]:
+    if endpoint.kind == "functions":
+        return {split_qualifier(name)[0].rsplit(":", 1)[-1]: name for name in wanted}
+    if endpoint.kind == "stack":
+        assert endpoint.stack_name is not None  # noqa: S101 - set for every stack endpoint
+        known = stack_functions(session, endpoint.stack_name)
+    elif endpoint.functions:
+        known = dict(endpoint.functions)
+    else:
+        known = list_functions(client)
+    if not wanted:
+        return known
+    chosen: dict[str, str] = {}
+    for name in wanted:
+        bare, qualifier = split_qualifier(name)
+        match = [label for label, physical in known.items() if bare in (label, physical)]
+        if not match:
+            raise UsageError(
+                f"unknown function {name!r}; this {endpoint.kind} target has: {', '.join(known)}"
+            )
+        label = match[0]
+        chosen[label] = f"{known[label]}:{qualifier}" if qualifier else known[label]
+    return chosen
+
+
+def resolve_targets(
+    args: argparse.Namespace, endpoint: Endpoint, client: Any, session: Any
+) -> list[Target]:
+    """Read every function's configuration and payload; nothing is changed here."""
+    gateway = LambdaGateway(client, waiter_delay_s=1 if endpoint.local else 2)
+    per_function, everyone = _payload_overrides(args.payload)
+    candidates = _candidates(endpoint, session, client, args.function)
+    unknown = set(per_function) - set(candidates) - set(candidates.values())
+    if unknown:
+        raise UsageError(
+            f"--payload names {', '.join(sorted(unknown))}, which is not measured here "
+            f"(measured: {', '.join(candidates)})"
+        )
+    targets = []
+    for label, name in candidates.items():
+        function, qualifier = split_qualifier(name)
+        if qualifier and args.mode in _CHANGES_CONFIGURATION:
+            raise UsageError(
+                f"{name}: a published version or alias cannot change its configuration, so "
+                f"{args.mode} cannot force cold starts on it; measure the unqualified function "
+                "($LATEST, same code after a SAM deploy) or use warm/concurrent/metrics"
+            )
+        config = gateway.configuration(function)
+        gateway.check_invoke(function, qualifier)
+        path = (
+            per_function.get(label)
+            or per_function.get(name)
+            or everyone
+            or default_fixture(label, name)
+        )
+        if path is None:
+            raise UsageError(
+                f"no default payload for {label}; pass --payload {label}=events/<file>.json"
+            )
+        payload: Payload = load_payload(path, function=label, allow_sync_runs=args.allow_sync_runs)
+        targets.append(Target(label, function, qualifier, gateway, payload, config))
+    return targets
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _cost(
+    block: dict[str, Any] | None, memory_mb: int, architecture: str, region: str | None
+) -> float | None:
+    if not block:
+        return None
+    mean = block["series"]["billed_duration_ms"]["mean"]
+    value = cost_per_million(mean, memory_mb, architecture, region)
+    return None if value is None else round(value, 4)
+
+
+def _cloudwatch(args: argparse.Namespace, endpoint: Endpoint, session: Any) -> Any:
+    from botocore.config import Config  # noqa: PLC0415
+
+    return session.client(
+        "cloudwatch",
+        endpoint_url=endpoint.cloudwatch_endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 2}, read_timeout=60),
+    )
+
+
+def _sweep(
+    args: argparse.Namespace,
+    endpoint: Endpoint,
+    targets: list[Target],
+    guard: ConfigurationGuard,
+    say: Progress,
+) -> dict[str, list[dict[str, Any]]]:
+    points: dict[str, list[dict[str, Any]]] = {t.label: [] for t in targets}
+    for size in args.memory_sizes:
+        say(f"sweep: {size} MB")
+        colds = run_cold(targets, args.cold, guard, say, memory_mb=size)
+        warms = run_warm(targets, args.warm, args.warmup, say)
+        for target in targets:
+            warm = warm_result(warms[target.label], args.warm, args.warmup)
+            cost = _cost(warm, size, target.config.architecture, endpoint.region)
+            points[target.label].append(
+                {
+                    "memory_mb": size,
+                    "cold": cold_result(colds[target.label], args.cold),
+                    "warm": warm,
+                    "cost_per_million_usd": cost,
+                }
+            )
+    return points
+
+
+def measure(
+    args: argparse.Namespace, endpoint: Endpoint, targets: list[Target], session: Any, say: Progress
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Run the mode; returns each function's results and the notes of the run."""
+    mode = args.mode
+    results: dict[str, dict[str, Any]] = {t.label: {} for t in targets}
+    notes: list[str] = []
+    with ConfigurationGuard(say) as guard:
+        if mode in ("cold", "full"):
+            say(f"cold: {args.cold} forced cold start(s) per function, functions interleaved")
+            for label, calls in run_cold(targets, args.cold, guard, say).items():
+                results[label]["cold"] = cold_result(calls, args.cold)
+        if mode in ("warm", "full"):
+            say(f"warm: {args.warmup} warm-up then {args.warm} measured invocation(s) per function")
+            for label, calls in run_warm(targets, args.warm, args.warmup, say).items():
+                results[label]["warm"] = warm_result(calls, args.warm, args.warmup)
+        if mode in ("concurrent", "full"):
+            for target in targets:
+                calls, elapsed = run_concurrent(target, args.concurrency, args.duration, say)
+                results[target.label]["concurrent"] = concurrent_result(
+                    calls, args.concurrency, args.duration, elapsed
+                )
+        if mode == "sweep":
+            for label, sweep in _sweep(args, endpoint, targets, guard, say).items():
+                results[label]["sweep"] = sweep
+        changed = guard.changed
+    if changed:
+        notes.append(
+            f"cold starts were forced by changing the environment variable {COLD_MARKER} and "
+            "waiting for the function_updated waiter; the original environment and memory of "
+            f"{', '.join(guard.restored)} were restored and checked at the end"
+        )
+    if mode in ("metrics", "full"):
+        cloudwatch = _cloudwatch(args, endpoint, session)
+        for target in targets:
+            name = target.config.name
+            say(f"{target.label}: CloudWatch metrics of the last {args.window_minutes} min")
+            results[target.label]["metrics"] = fetch_metrics(
+                cloudwatch, name, args.window_minutes, local=endpoint.local
+            )
+    return results, notes
+
+
+def _environment() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": None if load is None else [round(x, 2) for x in load],
+    }
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _function_block(target: Target, found: dict[str, Any], region: str | None) -> dict[str, Any]:
+    config = target.config
+    return {
+        "label": target.label,
+        "function": target.function,
+        "qualifier": target.qualifier,
+        "payload": target.payload.source,
+        "configuration": {
+            "memory_mb": config.memory_mb,
+            "architecture": config.architecture,
+            "runtime": config.runtime,
+            "timeout_s": config.timeout_s,
+            "snap_start": config.snap_start,
+        },
+        "cold": found.get("cold"),
+        "warm": found.get("warm"),
+        "concurrent": found.get("concurrent"),
+        "metrics": found.get("metrics"),
+        "sweep": found.get("sweep"),
+        "cost": {
+            "cold_per_million_usd": _cost(
+                found.get("cold"), config.memory_mb, config.architecture, region
+            ),
+            "warm_per_million_usd": _cost(
+                found.get("warm"), config.memory_mb, config.architecture, region
+            ),
+        },
+    }
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    mode = args.mode
+    cold = mode in ("cold", "full", "sweep")
+    warm = mode in ("warm", "full", "sweep")
+    burst = mode in ("concurrent", "full")
+    return {
+        "cold_rounds": args.cold if cold else None,
+        "warm_invocations": args.warm if warm else None,
+        "warmup_invocations": args.warmup if warm else None,
+        "concurrency": args.concurrency if burst else None,
+        "concurrent_seconds": args.duration if burst else None,
+        "metrics_window_minutes": args.window_minutes if mode in ("metrics", "full") else None,
+        "memory_sizes_mb": args.memory_sizes if mode == "sweep" else None,
+    }
+
+
+def _standard_notes(endpoint: Endpoint) -> list[str]:
+    notes = [
+        "series hold only completed invocations of the measured payload; failures, throttles, "
+        "warm answers in a cold series and cold answers in a warm series are counted apart and "
+        "kept in the samples; warm-up invocations are not measured; no warming ping is ever a "
+        "measured payload",
+        "cold start = Init Duration (or Restore Duration with SnapStart) + Duration, from the "
+        "REPORT line of each invocation (LogType=Tail); round trip is the client's wall time",
+        "percentiles interpolate linearly between closest ranks; stdev is the sample deviation",
+    ]
+    if endpoint.local:
+        notes.append(
+            "local stage: functions run in awslambdaric worker processes on this machine, from "
+            "the source folders; Init Duration runs from the worker's spawn to its first request, "
+            "and Billed Duration is the handler's Duration rounded up (no init billed)"
+        )
+    basis = price_basis()
+    if basis is None:
+        notes.append("cost per million is not computed: no price table is available")
+    return notes
+
+
+def run(args: argparse.Namespace, endpoint: Endpoint, say: Progress) -> int:
+    """Validate the targets, measure, write the reports and print the table."""
+    started = dt.datetime.now(dt.UTC)
+    pool = max(10, args.concurrency + 4)
+    client, session = aws_clients(endpoint, read_timeout_s=960, pool=pool)
+    targets = resolve_targets(args, endpoint, client, session)
+    say(f"measuring {', '.join(t.label for t in targets)} ({args.mode})")
+    results, notes = measure(args, endpoint, targets, session, say)
+    region = endpoint.region or session.region_name
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "scripts/performance_test.py",
+        "mode": args.mode,
+        "started_at": _iso(started),
+        "finished_at": _iso(dt.datetime.now(dt.UTC)),
+        "target": {**endpoint.describe(), "region": region},
+        "settings": _settings(args),
+        "environment": _environment(),
+        "prices": price_basis(),
+        "functions": [_function_block(t, results[t.label], region) for t in targets],
+        "notes": _standard_notes(endpoint) + notes,
+    }
+    stem = args.name or f"perf-{args.mode}-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    json_path, html_path = write_reports(report, args.output_dir, stem)
+    print(terminal_table(report))
+    print(f"\nreports: {json_path}\n         {html_path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, stderr: TextIO = sys.stderr) -> int:
+    """Entry point; returns the exit status (2 bad usage, 1 failure, 130/143 interrupted)."""
+    args = build_parser().parse_args(argv)
+    say = Progress(stderr, quiet=args.quiet)
+    try:
+        with endpoint_for(args, say) as endpoint:
+            return run(args, endpoint, say)
+    except UsageError as error:
+        print(f"performance_test: {error}", file=stderr)
+        return 2
+    except PerfTestError as error:
+        print(f"performance_test: {error}", file=stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "performance_test: interrupted; every changed configuration was restored", file=stderr
+        )
+        return 130
+    except Interrupted as signal_name:
+        print(
+            f"performance_test: stopped by {signal_name}; every changed configuration was restored",
+            file=stderr,
+        )
+        return 143
