@@ -72,6 +72,7 @@ def _up(args: argparse.Namespace) -> int:
         moto_port=args.moto_port,
         vanta_port=args.vanta_port,
         state_file=Path(args.state_file),
+        lambda_via_invoke_api=True,
         dataset=Dataset(
             seed=args.seed, vulnerability_count=args.vulnerabilities, now=datetime.now(UTC)
         ),

@@ -34,6 +34,7 @@ _FUNCTION_PATH = re.compile(
     r"^" + re.escape(API_VERSION) + r"/functions/([^/]+)(?:/(invocations|configuration))?/?$"
 )
 _CONCURRENCY_PATH = re.compile(r"^/2019-09-30/functions/([^/]+)/concurrency/?$")
+_PUT_CONCURRENCY_PATH = re.compile(r"^/2017-10-31/functions/([^/]+)/concurrency/?$")
 _MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 _MAX_ASYNC_PAYLOAD = 1024 * 1024
 _INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
@@ -150,7 +151,7 @@ class _InvokeApiHandler(http.server.BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        body = self._read_body() if method in ("POST", "PUT") else b""
+        body = self._read_body() if method in ("POST", "PUT", "DELETE") else b""
         try:
             if method == "GET" and path.rstrip("/") == API_VERSION + "/functions":
                 self._list_functions(query)
@@ -170,15 +171,8 @@ class _InvokeApiHandler(http.server.BaseHTTPRequestHandler):
                 if method == "GET" and action is None:
                     self._get_function(name)
                     return
-            match = _CONCURRENCY_PATH.match(path)
-            if match is not None and method == "GET":
-                spec = self._spec(unquote(match.group(1)))
-                answer = {}
-                if spec.reserved_concurrency is not None:
-                    answer["ReservedConcurrentExecutions"] = spec.reserved_concurrency
-                self._send_json(200, answer)
-                return
-            self._send_error(_unsupported(method, path))
+            if not self._concurrency(method, path, body):
+                self._send_error(_unsupported(method, path))
         except _ApiError as error:
             self._send_error(error)
 
@@ -190,6 +184,9 @@ class _InvokeApiHandler(http.server.BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._route("PUT")
+
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
 
     # Operations
     def _spec(self, name: str) -> FunctionSpec:
@@ -240,6 +237,42 @@ class _InvokeApiHandler(http.server.BaseHTTPRequestHandler):
             timeout_s=request.get("Timeout"),
         )
         self._send_json(200, function_configuration(self.server.runtime, spec))
+
+    def _concurrency(self, method: str, path: str, body: bytes) -> bool:
+        """Get/Put/DeleteFunctionConcurrency; False when the request is none of them."""
+        match = _CONCURRENCY_PATH.match(path)
+        if match is not None and method == "GET":
+            spec = self._spec(unquote(match.group(1)))
+            answer = {}
+            if spec.reserved_concurrency is not None:
+                answer["ReservedConcurrentExecutions"] = spec.reserved_concurrency
+            self._send_json(200, answer)
+            return True
+        match = _PUT_CONCURRENCY_PATH.match(path)
+        if match is not None and method in ("PUT", "DELETE"):
+            self._put_concurrency(unquote(match.group(1)), body if method == "PUT" else None)
+            return True
+        return False
+
+    def _put_concurrency(self, name: str, body: bytes | None) -> None:
+        """PutFunctionConcurrency (a body) or DeleteFunctionConcurrency (None)."""
+        self._spec(name)
+        if body is None:
+            self.server.runtime.put_function_concurrency(name, None)
+            self._send(204)
+            return
+        try:
+            reserved = json.loads(body or b"{}").get("ReservedConcurrentExecutions")
+        except (ValueError, AttributeError) as error:
+            raise _ApiError(400, "InvalidRequestContentException", str(error)) from error
+        if type(reserved) is not int or reserved < 0:
+            raise _ApiError(
+                400,
+                "InvalidParameterValueException",
+                f"ReservedConcurrentExecutions must be an integer >= 0, got {reserved!r}",
+            )
+        self.server.runtime.put_function_concurrency(name, reserved)
+        self._send_json(200, {"ReservedConcurrentExecutions": reserved})
 
     def _invoke(self, name: str, qualifier: str | None, payload: bytes) -> None:
         runtime = self.server.runtime

@@ -652,6 +652,22 @@ class LocalRuntime:
             worker.stop()
         return pool.spec
 
+    def put_function_concurrency(self, name: str, reserved: int | None) -> FunctionSpec:
+        """Set (or with None remove) the reserved concurrency, as PutFunctionConcurrency does.
+
+        Warm workers stay: Lambda keeps environments when only the concurrency changes.
+        """
+        if reserved is not None and reserved < 0:
+            raise ValueError("reserved concurrency must be 0 or more")
+        pool = self._pool(name)
+        with pool.lock:
+            pool.spec = dataclasses.replace(pool.spec, reserved_concurrency=reserved)
+        return pool.spec
+
+    def add_base_environment(self, env: Mapping[str, str]) -> None:
+        """Add variables every worker started from now on gets (e.g. an endpoint known late)."""
+        self._base_env.update(env)
+
     # Invocation
     def invoke(
         self,

@@ -67,6 +67,9 @@ class StageConfig:
     state_file: Path | None = REPO / ".local" / "stage.json"
     idle_timeout_s: float = 600.0
     event_retry_delay_s: float = 1.0
+    # Point the functions' own Lambda calls (the warmer's pings, POST /sync, continuations) at
+    # the stage's Invoke API instead of the emulator, as they reach Lambda on AWS.
+    lambda_via_invoke_api: bool = False
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -156,6 +159,8 @@ class LocalStage:
         self.runtime = runtime
         invoke_api = start_invoke_api(runtime, cfg.host, cfg.invoke_port)
         self._stack.callback(invoke_api.close)
+        if cfg.lambda_via_invoke_api:
+            runtime.add_base_environment({"AWS_ENDPOINT_URL_LAMBDA": invoke_api.endpoint_url})
         names = {spec.logical_id: spec.function_name for spec in stack.functions.values()}
         routes = [route for spec in stack.functions.values() for route in spec.routes]
         front = start_api_front(

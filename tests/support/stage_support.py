@@ -11,13 +11,25 @@ from localstage.aws import DUMMY_CREDENTIALS
 from localstage.stage import LocalStage, StageConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from localstage.vanta_data import Dataset
 
 
-def isolated_stage(state_dir: Path, *, name: str, dataset: Dataset) -> LocalStage:
-    """A stage (not started) on free ports with its own stack name and state file."""
+def isolated_stage(
+    state_dir: Path,
+    *,
+    name: str,
+    dataset: Dataset,
+    overrides: Mapping[str, str] | None = None,
+    lambda_via_invoke_api: bool = False,
+) -> LocalStage:
+    """A stage (not started) on free ports with its own stack name and state file.
+
+    ``overrides`` are template parameters; ``lambda_via_invoke_api`` points the functions' own
+    Lambda calls at the stage's Invoke API (as ``make local`` does).
+    """
     return LocalStage(
         StageConfig(
             api_port=0,
@@ -28,6 +40,8 @@ def isolated_stage(state_dir: Path, *, name: str, dataset: Dataset) -> LocalStag
             state_file=state_dir / "stage.json",
             dataset=dataset,
             event_retry_delay_s=0.01,  # async retries at once: tests wait for the DLQ
+            overrides=dict(overrides or {}),
+            lambda_via_invoke_api=lambda_via_invoke_api,
         )
     )
 
