@@ -19,10 +19,10 @@ from localstage.invoke_api import start_invoke_api
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.vanta_data import Dataset
-from localstage.vanta_standin import DEFAULT_CREDENTIALS, start_standin
+from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from localstage.runtime import InvokeResult
     from localstage.spec import StackSpec
@@ -70,6 +70,9 @@ class StageConfig:
     # Point the functions' own Lambda calls (the warmer's pings, POST /sync, continuations) at
     # the stage's Invoke API instead of the emulator, as they reach Lambda on AWS.
     lambda_via_invoke_api: bool = False
+    # Receives every line the functions' workers print (function name, line), as CloudWatch Logs
+    # would; None keeps them in the runtime only (the log tail of each invocation).
+    log_sink: Callable[[str, str], None] | None = None
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -95,6 +98,7 @@ class LocalStage:
         self.stack: StackSpec | None = None
         self.physical_ids: dict[str, str] = {}
         self.runtime: LocalRuntime | None = None
+        self.standin: StandIn | None = None
         self.scheduler: Scheduler | None = None
         self.urls: dict[str, str] = {}
 
@@ -124,6 +128,7 @@ class LocalStage:
     def _start(self, cfg: StageConfig) -> None:
         standin = start_standin(cfg.host, cfg.vanta_port, dataset=cfg.dataset)
         self._stack.callback(standin.stop)
+        self.standin = standin
         moto = start_moto(cfg.host, cfg.moto_port)
         self._stack.callback(moto.stop)
         overrides = {**LOCAL_OVERRIDES, "VantaApiBaseUrl": standin.url, **cfg.overrides}
@@ -154,6 +159,7 @@ class LocalStage:
             region=cfg.region,
             account_id=stack.account_id,
             event_retry_delay_s=cfg.event_retry_delay_s,
+            log_sink=cfg.log_sink,
         )
         self._stack.callback(runtime.shutdown)
         self.runtime = runtime

@@ -294,6 +294,7 @@ class _State:
         self.dataset = dataset
         self.secrets = {c.client_id: c.client_secret for c in credentials}
         self.initial_plan = plan
+        self.minted: list[str] = []  # every token ever issued, resets included (for leak checks)
         self._reset_locked(plan)
 
     def _reset_locked(self, plan: FaultPlan) -> None:
@@ -426,6 +427,7 @@ class _State:
             token = f"vat_{secrets.token_urlsafe(24)}"
             expires_in = self.plan.token_expires_in
             self.tokens[token] = _Token(client_id, self.clock() + expires_in)
+            self.minted.append(token)
             self.active[client_id] = token
             self.stats.tokens_minted += 1
         return {
@@ -909,6 +911,11 @@ class StandIn:
     def reset(self) -> None:
         """Back to the initial fault plan; forget tokens, rate windows and counters."""
         self._server.state.reset()
+
+    def minted_tokens(self) -> list[str]:
+        """Every access token issued since the start, revoked and expired ones too."""
+        with self._server.state.lock:
+            return list(self._server.state.minted)
 
     def stats(self) -> JsonObject:
         """What GET /_admin/state answers: counters, faults with their counts, data set."""

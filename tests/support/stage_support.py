@@ -11,7 +11,7 @@ from localstage.aws import DUMMY_CREDENTIALS
 from localstage.stage import LocalStage, StageConfig
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from localstage.vanta_data import Dataset
@@ -24,11 +24,13 @@ def isolated_stage(
     dataset: Dataset,
     overrides: Mapping[str, str] | None = None,
     lambda_via_invoke_api: bool = False,
+    log_sink: Callable[[str, str], None] | None = None,
 ) -> LocalStage:
     """A stage (not started) on free ports with its own stack name and state file.
 
     ``overrides`` are template parameters; ``lambda_via_invoke_api`` points the functions' own
-    Lambda calls at the stage's Invoke API (as ``make local`` does).
+    Lambda calls at the stage's Invoke API (as ``make local`` does); ``log_sink`` receives every
+    line the functions print.
     """
     return LocalStage(
         StageConfig(
@@ -42,6 +44,7 @@ def isolated_stage(
             event_retry_delay_s=0.01,  # async retries at once: tests wait for the DLQ
             overrides=dict(overrides or {}),
             lambda_via_invoke_api=lambda_via_invoke_api,
+            log_sink=log_sink,
         )
     )
 

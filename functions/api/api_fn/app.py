@@ -253,7 +253,11 @@ class _Api:
 
     def start_sync(self) -> Response[str]:
         check_known(self.query(), ())
-        reason = parse_sync_reason(self.app.current_event.decoded_body)
+        try:
+            body = self.app.current_event.decoded_body
+        except ValueError:  # a base64 body that is not UTF-8 (or not base64): 400, not 500
+            raise BadRequestError("body", "must be UTF-8 encoded JSON") from None
+        reason = parse_sync_reason(body)
         now = self.clock()
         holder = self.reader.lock_holder(now)
         if holder is not None:

@@ -418,6 +418,24 @@ def test_post_sync_with_a_bad_body_is_400(api: Api, body: str, parameter: str) -
     assert api.starter.events == []
 
 
+@pytest.mark.parametrize("raw", [b"t\xef\xbf\xbd\xff\xfeM/", b"\x80"])
+def test_post_sync_with_a_body_that_is_not_utf8_is_400_not_500(api: Api, raw: bytes) -> None:
+    # given a JSON-typed body that is not UTF-8, which API Gateway passes on base64-encoded
+    event = api.event(
+        "POST",
+        "/sync",
+        body=base64.b64encode(raw).decode(),
+        headers={"Content-Type": "application/json"},
+    )
+    event["isBase64Encoded"] = True
+    # when the function gets it
+    answer = api.send(event)
+    # then it names the body instead of failing with 500
+    assert answer.status == 400
+    assert answer.body["parameter"] == "body"
+    assert api.starter.events == []
+
+
 def test_post_sync_when_lambda_refuses_the_invoke_is_503(api: Api) -> None:
     api.starter.failure = InvokeError("invoke sync: TooManyRequestsException: slow down")
     answer = api.call("POST", "/sync")
