@@ -76,9 +76,13 @@ typecheck: $(VENV)/.installed ## mypy --strict on our packages
 # Tools are found by the template tests through these variables.
 TEST_ENV = TOOLS_DIR=$(abspath $(TOOLS)) PYTHON313_DIR=$(PYTHON313_DIR)
 
-.PHONY: test unit-test template-test
+.PHONY: test unit-test template-test audit
 test: lint typecheck tools ## lint, type checks and every test (unit, integration, template)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -m "not perf"
+
+audit: $(VENV)/.installed ## known vulnerabilities of every pinned requirement (PyPI advisory data; also in make test)
+	$(PY) scripts/audit_requirements.py requirements/*.txt layers/shared/requirements.txt \
+	  --ignore requirements/audit-ignore.conf
 
 unit-test: $(VENV)/.installed ## unit tests only
 	$(PY) -m pytest tests/unit
