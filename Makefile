@@ -163,6 +163,14 @@ perf-test: $(VENV)/.installed ## benchmark a deployed stack: make perf-test STAG
 perf-test-local: $(VENV)/.installed ## benchmark every function of the local stage (the running one, else a private one)
 	$(PERF) $(PERF_MODE) --local $(PERF_ARGS)
 
+# The regression guard: not part of `make test` (a benchmark, not a test). PERF_CHECK_ARGS may add
+# --margin 0.3, or --write-baseline to record docs/perf-baseline.json again.
+PERF_CHECK_ARGS ?=
+
+.PHONY: perf-check
+perf-check: $(VENV)/.installed ## fail if ApiFunction's cold start / floor ratio regressed past docs/perf-baseline.json
+	$(PERF) check --cold 15 --warm 100 $(PERF_CHECK_ARGS)
+
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean
 clean: ## remove build output, caches and environments

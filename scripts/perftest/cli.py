@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import os
 import platform
 import sys
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from perftest.check import BASELINE, check_table, run_check
 from perftest.cloudwatch import fetch_metrics
 from perftest.cost import cost_per_million, price_basis
 from perftest.errors import Interrupted, PerfTestError, UsageError
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Progress", "main"]
 
-MODES: Final = ("cold", "warm", "concurrent", "metrics", "sweep", "full")
+MODES: Final = ("cold", "warm", "concurrent", "metrics", "sweep", "full", "check")
 _CHANGES_CONFIGURATION: Final = ("cold", "sweep", "full")
 _MIN_MEMORY, _MAX_MEMORY = 128, 10240
 
@@ -110,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure cold and warm starts of Lambda functions, on AWS or the local stage.",
         epilog="Modes: cold (forced cold starts), warm (sequential after a warm-up), concurrent "
         "(parallel callers for a time), metrics (CloudWatch over a window), sweep (cold and warm "
-        "per memory size, with cost), full (cold, warm, concurrent and metrics). Functions whose "
+        "per memory size, with cost), full (cold, warm, concurrent and metrics), check (the "
+        "regression guard: a private local stage, ApiFunction against the floor handler, "
+        "compared with --baseline). Functions whose "
         "configuration changes (cold, sweep, full) get it back at the end, also on Ctrl-C.",
     )
     parser.add_argument("mode", choices=MODES)
@@ -213,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="data set of a private local stage (1000)",
     )
+    guard = parser.add_argument_group("check mode")
+    guard.add_argument("--baseline", type=Path, default=BASELINE, help="docs/perf-baseline.json")
+    guard.add_argument("--write-baseline", action="store_true", help="record the baseline instead")
+    guard.add_argument("--margin", type=_positive_float, help="allowed cold ratio growth (0.25)")
     out = parser.add_argument_group("output")
     out.add_argument(
         "--output-dir",
@@ -613,11 +621,47 @@ def run(args: argparse.Namespace, endpoint: Endpoint, say: Progress) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace, say: Progress) -> int:
+    chosen = [
+        flag
+        for flag, on in (
+            ("--stack", args.stack),
+            ("--local", args.local),
+            ("--endpoint-url", args.endpoint_url),
+            ("--function", args.function),
+            ("--samconfig-env", args.samconfig_env),
+        )
+        if on
+    ]
+    if chosen:
+        raise UsageError(f"check always runs on a private local stage; drop {', '.join(chosen)}")
+    started = dt.datetime.now(dt.UTC)
+    status, result = run_check(
+        baseline_path=args.baseline,
+        write_baseline=args.write_baseline,
+        margin=args.margin,
+        rounds=args.cold,
+        count=args.warm,
+        warmup=args.warmup,
+        findings=args.findings,
+        say=say,
+    )
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.name or f"perf-check-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    path = args.output_dir / f"{stem}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(check_table(result))
+    print(f"\nresult: {path}")
+    return status
+
+
 def main(argv: Sequence[str] | None = None, *, stderr: TextIO = sys.stderr) -> int:
     """Entry point; returns the exit status (2 bad usage, 1 failure, 130/143 interrupted)."""
     args = build_parser().parse_args(argv)
     say = Progress(stderr, quiet=args.quiet)
     try:
+        if args.mode == "check":
+            return _check(args, say)
         with endpoint_for(args, say) as endpoint:
             return run(args, endpoint, say)
     except UsageError as error:
