@@ -6,6 +6,8 @@ import html
 import math
 from typing import TYPE_CHECKING, Final
 
+from perftest.stats import percentile
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -17,6 +19,9 @@ _LEFT: Final = 56
 _RIGHT: Final = 16
 _TOP: Final = 30
 _BOTTOM: Final = 46
+_TAIL_W: Final = 56
+_TAIL_MIN_COUNT: Final = 20
+_TAIL_FACTOR: Final = 1.5
 _COLOURS: Final = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df")
 
 
@@ -62,10 +67,23 @@ def _empty(title: str, note: str) -> str:
 
 
 def histogram(values: Sequence[float], *, title: str, unit: str, bins: int | None = None) -> str:
-    """A histogram of ``values`` (count per bin), with n, p50 and p99 marked in the title."""
+    """A histogram of ``values`` (count per bin); a long tail is folded into one last bar.
+
+    When the largest value is far beyond the body (a few cold starts among hundreds of warm
+    calls), the bins span min..cut (p99, or 3 x p90 if lower) and the values above are one
+    separate, labelled bar, so the body stays readable and no value is dropped.
+    """
     if not values:
         return _empty(title, "no measurements")
     low, high = min(values), max(values)
+    tail: list[float] = []
+    if len(values) >= _TAIL_MIN_COUNT:
+        # p99, or three times p90 when more than 1 % of the values are in the tail
+        cut = min(percentile(values, 99), 3 * percentile(values, 90))
+        if cut > low and high > cut * _TAIL_FACTOR:
+            tail = [v for v in values if v > cut]
+            values = [v for v in values if v <= cut]
+            high = cut
     count = bins or max(5, min(30, math.ceil(math.sqrt(len(values)))))
     if high == low:
         high = low + 1.0
@@ -74,9 +92,9 @@ def histogram(values: Sequence[float], *, title: str, unit: str, bins: int | Non
     counts = [0] * count
     for value in values:
         counts[min(count - 1, int((value - low) / width))] += 1
-    plot_w = _WIDTH - _LEFT - _RIGHT
+    plot_w = _WIDTH - _LEFT - _RIGHT - (_TAIL_W if tail else 0)
     plot_h = _HEIGHT - _TOP - _BOTTOM
-    tallest = max(counts)
+    tallest = max([*counts, len(tail)])
     bar_w = plot_w / count
     body: list[str] = []
     for i, n in enumerate(counts):
@@ -90,6 +108,19 @@ def histogram(values: Sequence[float], *, title: str, unit: str, bins: int | Non
             "</rect>"
         )
     base = _HEIGHT - _BOTTOM
+    if tail:
+        h = plot_h * len(tail) / tallest
+        x = _LEFT + plot_w + 6
+        body.append(
+            f'<rect x="{x:.1f}" y="{_TOP + plot_h - h:.1f}" width="{_TAIL_W - 8}" '
+            f'height="{h:.1f}" class="tail"><title>above {_fmt(high)} {html.escape(unit)}: '
+            f"{len(tail)} (max {_fmt(max(tail))})</title></rect>"
+        )
+        body.append(
+            f'<text x="{x + (_TAIL_W - 8) / 2:.1f}" y="{base + 14}" text-anchor="middle" '
+            f'class="l">&gt;{_fmt(high)}</text>'
+        )
+        title = f"{title}; {len(tail)} above {_fmt(high)} in the red bar"
     for value, anchor in ((low, "start"), ((low + high) / 2, "middle"), (high, "end")):
         x = _LEFT + plot_w * (value - low) / (high - low)
         body.append(
@@ -100,7 +131,7 @@ def histogram(values: Sequence[float], *, title: str, unit: str, bins: int | Non
         f'<text x="{_LEFT - 4}" y="{_TOP + 4}" text-anchor="end" class="l">{tallest}</text>'
     )
     body.append(f'<text x="{_LEFT - 4}" y="{base}" text-anchor="end" class="l">0</text>')
-    return _frame(f"{title} (n={len(values)})", unit, "invocations", body)
+    return _frame(f"{title} (n={len(values) + len(tail)})", unit, "invocations", body)
 
 
 def line_chart(

@@ -117,7 +117,8 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #d0d
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 8px;border-bottom:1px solid #eaeef2}
 th{text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .chart{margin:8px 12px 8px 0;background:#f6f8fa;border-radius:6px}
-.chart .bar{fill:#1f6feb}.chart .axis{stroke:#57606a}.chart .t{font-size:13px;font-weight:600}
+.chart .bar{fill:#1f6feb}.chart .tail{fill:#d1242f}
+.chart .axis{stroke:#57606a}.chart .t{font-size:13px;font-weight:600}
 .chart .l{font-size:11px;fill:#57606a}.note{color:#57606a}code{font-size:12px}
 """
 
