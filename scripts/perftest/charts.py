@@ -177,8 +177,8 @@ def line_chart(
                 "</title></circle>"
             )
         body.append(
-            f'<text x="{_LEFT + 8}" y="{_TOP + 14 + 14 * index}" class="l" fill="{colour}">'
-            f"{html.escape(name)}</text>"
+            f'<text x="{_WIDTH - _RIGHT - 4}" y="{_TOP + 12 + 14 * index}" text-anchor="end" '
+            f'class="l" style="fill:{colour}">{html.escape(name)}</text>'
         )
     base = _HEIGHT - _BOTTOM
     for x in xs:

@@ -202,18 +202,22 @@ def _function_html(function: dict[str, Any]) -> str:
         )
     if sweep:
         xs = [float(p["memory_mb"]) for p in sweep]
-        parts.append(
-            line_chart(
-                xs,
-                {
-                    "cold start p50": [p["cold"]["series"]["cold_start_ms"]["p50"] for p in sweep],
-                    "warm handler p50": [p["warm"]["series"]["handler_ms"]["p50"] for p in sweep],
-                },
-                title="Memory sweep: latency",
-                x_label="memory (MB)",
-                y_label="ms",
+        for mode, key, name in (
+            ("cold", "cold_start_ms", "cold start"),
+            ("warm", "handler_ms", "warm handler"),
+        ):
+            parts.append(
+                line_chart(
+                    xs,
+                    {
+                        f"{name} {q}": [p[mode]["series"][key][q] for p in sweep]
+                        for q in ("p50", "p90")
+                    },
+                    title=f"Memory sweep: {name}",
+                    x_label="memory (MB)",
+                    y_label="ms",
+                )
             )
-        )
         parts.append(
             line_chart(
                 xs,

@@ -213,7 +213,8 @@ def test_the_html_report_is_self_contained(lambda_client: FakeLambdaClient, tmp_
     # then it holds the cold and warm histograms and the sweep curves as inline SVG
     assert page.count("<svg") >= 4
     assert "Cold start at 512 MB (n=2)" in page
-    assert "Memory sweep: latency" in page
+    assert "Memory sweep: cold start" in page
+    assert "Memory sweep: warm handler" in page
     report = json.loads((tmp_path / "sweep.json").read_text())
     jsonschema.Draft202012Validator(SCHEMA).validate(report)
     assert [p["memory_mb"] for p in report["functions"][0]["sweep"]] == [512, 1024]
