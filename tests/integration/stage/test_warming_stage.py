@@ -56,7 +56,15 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
 
 @pytest.fixture(scope="module")
 def lambda_client(stage: LocalStage) -> Any:
-    return invoke_client(stage)
+    client = invoke_client(stage)
+    # A longer hold than the 150 ms default: on a busy 2-core machine one ping thread can start
+    # late, and the assertions below are about distinct environments, not about the hold's cost.
+    config = client.get_function_configuration(FunctionName="WarmerFunction")
+    variables = dict(config["Environment"]["Variables"]) | {"WARM_HOLD_MS": "500"}
+    client.update_function_configuration(
+        FunctionName="WarmerFunction", Environment={"Variables": variables}
+    )
+    return client
 
 
 @pytest.fixture
