@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
@@ -56,6 +57,7 @@ FUNCTIONS = [
     _spec("reconfigured", "echo"),
     _spec("never-invoked", "echo"),
     _spec("busy", "wait_for_file", reserved_concurrency=2, timeout_s=20),
+    _spec("limited", "echo"),
     _spec("sleepy", "sleepy", timeout_s=1),
     _spec("raising", "failing"),
     _spec("async-failing", "failing", dead_letter_queue="FailuresDlq", max_event_retries=1),
@@ -265,6 +267,36 @@ def test_invocations_beyond_reserved_concurrency_are_throttled(
     assert error["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
     assert [a["StatusCode"] for a in answers] == [200, 200]
     assert all("FunctionError" not in a for a in answers)
+
+
+def test_reserved_concurrency_is_set_read_and_removed_as_lambda_does(
+    lambda_client: Any, runtime: LocalRuntime
+) -> None:
+    # given a warm function with no reserved concurrency
+    _invoke(lambda_client, "limited", {})
+    got = lambda_client.get_function_concurrency(FunctionName="limited")
+    assert "ReservedConcurrentExecutions" not in got
+
+    # when a bad value arrives (botocore checks it too: send it raw), then it is refused by name
+    refused = requests.put(
+        f"{lambda_client.meta.endpoint_url}/2017-10-31/functions/limited/concurrency",
+        json={"ReservedConcurrentExecutions": "one"},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert refused.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    assert "ReservedConcurrentExecutions" in refused.json()["message"]
+    # when it gets one
+    lambda_client.put_function_concurrency(FunctionName="limited", ReservedConcurrentExecutions=1)
+
+    # then it is read back, its warm environment stays, and the limit applies
+    got = lambda_client.get_function_concurrency(FunctionName="limited")
+    assert got["ReservedConcurrentExecutions"] == 1
+    assert runtime.warm_workers("limited") == 1
+    assert runtime.function("limited").reserved_concurrency == 1
+    # and removing it lifts the limit
+    lambda_client.delete_function_concurrency(FunctionName="limited")
+    assert runtime.function("limited").reserved_concurrency is None
 
 
 def test_handler_exception_comes_back_as_an_unhandled_function_error(lambda_client: Any) -> None:
