@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -126,4 +127,39 @@ def test_an_unknown_function_changes_nothing(stage: LocalStage, tmp_path: Path) 
     assert "unknown function 'NoSuchFunction'" in done.stderr
     assert "ApiFunction" in done.stderr  # the message lists what the stage has
     assert _last_modified(stage) == before  # not even rewritten with the same values
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_mid_run_restores_every_function(stage: LocalStage, tmp_path: Path) -> None:
+    # given a long cold run that has changed the functions' configurations
+    before = _configurations(stage)
+    state_file = stage.config.state_file
+    assert state_file is not None
+    process = subprocess.Popen(
+        [
+            sys.executable, str(SCRIPT), "cold", "--local", "--state-file", str(state_file),
+            "--cold", "200", "--output-dir", str(tmp_path),
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "cold 2/200" in line:
+            break
+    assert any("cold 2/200" in line for line in seen), "".join(seen)[-2000:]
+    assert _configurations(stage) != before  # the cold-start variable is in place
+    # when the user presses Ctrl-C
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    code = process.wait(timeout=120)
+    # then the tool restores, says so, exits 130 and writes no report
+    assert code == 130, rest[-2000:]
+    assert "restoring the original configuration" in rest
+    assert "interrupted" in rest
+    assert _configurations(stage) == before
     assert list(tmp_path.iterdir()) == []
