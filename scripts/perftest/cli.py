@@ -504,7 +504,11 @@ def measure(
             name = target.config.name
             say(f"{target.label}: CloudWatch metrics of the last {args.window_minutes} min")
             results[target.label]["metrics"] = fetch_metrics(
-                cloudwatch, name, args.window_minutes, local=endpoint.local
+                cloudwatch,
+                name,
+                args.window_minutes,
+                local=endpoint.local,
+                qualifier=target.qualifier,
             )
     return results, notes
 

@@ -45,16 +45,23 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _query(query: tuple[str, str, str, str], *, name: str, period: int) -> Any:
+def _query(
+    query: tuple[str, str, str, str], *, name: str, qualifier: str | None, period: int
+) -> Any:
     query_id, namespace, metric, stat = query
-    dimension = "function_name" if namespace == "LambdaInsights" else "FunctionName"
+    if namespace == "LambdaInsights":
+        dimensions = [{"Name": "function_name", "Value": name}]
+    else:
+        dimensions = [{"Name": "FunctionName", "Value": name}]
+        if qualifier:  # Lambda publishes an alias's or version's own series under Resource
+            dimensions.append({"Name": "Resource", "Value": f"{name}:{qualifier}"})
     return {
         "Id": query_id,
         "MetricStat": {
             "Metric": {
                 "Namespace": namespace,
                 "MetricName": metric,
-                "Dimensions": [{"Name": dimension, "Value": name}],
+                "Dimensions": dimensions,
             },
             "Period": period,
             "Stat": stat,
@@ -70,6 +77,7 @@ def fetch_metrics(
     *,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     local: bool = False,
+    qualifier: str | None = None,
 ) -> dict[str, Any]:
     """The metrics block of a function's report (values None where CloudWatch has none)."""
     start, end = utc_window(minutes, now())
@@ -84,7 +92,9 @@ def fetch_metrics(
     for group in groups:
         try:
             answer = client.get_metric_data(
-                MetricDataQueries=[_query(q, name=function_name, period=period) for q in group],
+                MetricDataQueries=[
+                    _query(q, name=function_name, qualifier=qualifier, period=period) for q in group
+                ],
                 StartTime=start,
                 EndTime=end,
             )

@@ -82,3 +82,18 @@ def test_an_empty_local_stage_says_it_has_no_figures() -> None:
     result = fetch_metrics(Empty(), "ApiFunction", 60, local=True)
     assert result["available"] is False
     assert "the local stage has no CloudWatch figures" in result["message"]
+
+
+def test_an_alias_is_measured_by_its_resource_dimension() -> None:
+    client = PercentileRefusingCloudWatch()
+    fetch_metrics(client, "api", 5, qualifier="live")
+    lambda_queries = [
+        q
+        for call in client.calls
+        for q in call["MetricDataQueries"]
+        if q["MetricStat"]["Metric"]["Namespace"] == "AWS/Lambda"
+    ]
+    assert lambda_queries[0]["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": "api"},
+        {"Name": "Resource", "Value": "api:live"},
+    ]
