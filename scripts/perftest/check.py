@@ -208,6 +208,7 @@ def run_check(
     _, ours_cold, ours_warm = measured["ApiFunction"]
     _, floor_cold, floor_warm = measured["floor"]
     now = ratios({"cold": ours_cold, "warm": ours_warm}, {"cold": floor_cold, "warm": floor_warm})
+    now = {k: round(v, 4) for k, v in now.items()}  # the figures shown are the ones compared
     absolute = {
         f"{label}_{key}": block["series"][series]["p50"]
         for label, (_, cold, warm) in measured.items()
