@@ -230,6 +230,15 @@ def _function_html(function: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _machine(env: dict[str, Any]) -> str:
+    load = env.get("load_average")
+    loads = " ".join(f"{x:.2f}" for x in load) if load else "unknown"
+    return (
+        f"Python {env['python']}, {env['platform']}, {env['cpus']} CPUs, "
+        f"load average {loads} (1, 5, 15 min) at the end of the run"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained page: inline CSS and SVG, no script, nothing fetched from anywhere."""
     e = html.escape
@@ -247,7 +256,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"{e(str(target['region']))}; {e(report['started_at'])} to "
         f"{e(report['finished_at'])} (UTC)</p>"
         f'<p class="note">settings: {e(settings)}</p>'
-        f'<p class="note">machine: {e(json.dumps(report["environment"]))}</p>'
+        f'<p class="note">machine: {e(_machine(report["environment"]))}</p>'
         f"{body}<h2>Notes</h2><ul>{notes}</ul></body></html>\n"
     )
 
