@@ -186,3 +186,22 @@ def test_the_local_stage_report_line_reads_back_the_same(line: ReportLine) -> No
     assert report.init_duration_ms == line.init_duration_ms
     assert report.status == line.status
     assert report.error_type == line.error_type
+
+
+def test_a_snapstart_tail_with_restore_lines_gives_the_restore_report() -> None:
+    tail = "\n".join(
+        [
+            "RESTORE_START Runtime Version: python:3.13.v21\tRuntime Version ARN: arn:aws:lambda:x",
+            "RESTORE_REPORT Restore Duration: 441.72 ms",
+            f"START RequestId: {RID} Version: 3",
+            f"END RequestId: {RID}",
+            f"REPORT RequestId: {RID}\tDuration: 27.84 ms\tBilled Duration: 353 ms\t"
+            "Memory Size: 1024 MB\tMax Memory Used: 96 MB\tRestore Duration: 441.72 ms\t"
+            "Billed Restore Duration: 325 ms\t",
+        ]
+    )
+    report = parse_log_tail(tail)
+    assert report.restore_duration_ms == 441.72
+    assert report.billed_restore_duration_ms == 325
+    assert report.init_report is None
+    assert report.cold
