@@ -592,7 +592,10 @@ def _standard_notes(endpoint: Endpoint) -> list[str]:
         )
     basis = price_basis()
     if basis is None:
-        notes.append("cost per million is not computed: no price table is available")
+        notes.append(
+            "cost per million is not computed: the shared Lambda price table is not in the "
+            "repository yet (perftest/cost.py, lambda_prices); every cost is null"
+        )
     return notes
 
 

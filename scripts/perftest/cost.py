@@ -1,20 +1,54 @@
-"""Cost per million invocations from measured billed durations (prices live in aws_prices)."""
+"""Cost per million invocations from a measured mean Billed Duration, memory and architecture.
+
+The formula lives here; the prices do not. They come from the project's one price table (the
+shared prices module of the warming-cost work), looked up by architecture and region in
+``lambda_prices``. Until that table is in the repository the lookup answers None, every cost
+in the report is null, and the report's notes say why: no figure is ever made up.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["cost_per_million", "price_basis"]
+__all__ = ["LambdaPrices", "cost_per_million", "lambda_prices", "per_million", "price_basis"]
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaPrices:
+    """On-demand Lambda prices for one architecture and region, with where they come from."""
+
+    request_per_million_usd: float
+    gb_second_usd: float
+    source: str
+    date: str
+
+
+def per_million(billed_ms_mean: float, memory_mb: int, prices: LambdaPrices) -> float:
+    """USD per million invocations: requests plus GB-seconds (memory/1024 x billed seconds)."""
+    if billed_ms_mean < 0 or memory_mb <= 0:
+        raise ValueError("billed duration must be >= 0 and memory > 0")
+    gb_seconds = memory_mb / 1024 * billed_ms_mean / 1000
+    return prices.request_per_million_usd + 1_000_000 * gb_seconds * prices.gb_second_usd
+
+
+def lambda_prices(architecture: str, region: str | None) -> LambdaPrices | None:
+    """The shared price table's prices for this architecture and region; None while absent."""
+    del architecture, region
+    return None
 
 
 def cost_per_million(
     billed_ms_mean: float | None, memory_mb: int, architecture: str, region: str | None
 ) -> float | None:
-    """USD per million invocations of ``billed_ms_mean`` each; None while prices are missing."""
-    del billed_ms_mean, memory_mb, architecture, region
-    return None
+    """USD per million invocations of ``billed_ms_mean`` each, or None (no data, no prices)."""
+    prices = lambda_prices(architecture, region)
+    if billed_ms_mean is None or prices is None:
+        return None
+    return per_million(billed_ms_mean, memory_mb, prices)
 
 
 def price_basis() -> dict[str, Any] | None:
-    """Where the prices come from (source and date), for the report."""
-    return None
+    """Where the prices come from (source and date), for the report; None while absent."""
+    prices = lambda_prices("arm64", None)
+    return None if prices is None else {"source": prices.source, "date": prices.date}

@@ -1,0 +1,31 @@
+"""Cost per million invocations from the billed duration and memory, checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from perftest.cost import LambdaPrices, cost_per_million, per_million
+
+# Example prices for the arithmetic only (not a price table): $0.20 per million requests and
+# $0.0000166667 per GB-second.
+EXAMPLE = LambdaPrices(0.20, 0.0000166667, source="test example", date="2026-12-04")
+
+
+def test_a_worked_example() -> None:
+    # 1024 MB = 1 GB; a mean billed duration of 100 ms = 0.1 s, so 0.1 GB-s per invocation,
+    # 100,000 GB-s per million: 100,000 x 0.0000166667 = $1.66667, plus $0.20 of requests.
+    assert per_million(100.0, 1024, EXAMPLE) == pytest.approx(1.86667, abs=1e-5)
+
+
+def test_cost_grows_with_memory_at_equal_duration() -> None:
+    # 512 MB for 100 ms is half the GB-seconds of 1024 MB: $0.83333 + $0.20
+    assert per_million(100.0, 512, EXAMPLE) == pytest.approx(1.03333, abs=1e-5)
+
+
+def test_an_empty_series_has_no_cost() -> None:
+    assert cost_per_million(None, 1024, "arm64", "us-east-1") is None
+
+
+def test_nonsense_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="memory"):
+        per_million(10.0, 0, EXAMPLE)
