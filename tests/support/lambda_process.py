@@ -87,3 +87,47 @@ def run_handler(
     # Powertools logs JSON lines to stdout too; the runner's answer is the last line.
     answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return answer
+
+
+# argv: module, then folders. Counts the modules under those folders that the import system had
+# to compile from source (SourceLoader.source_to_code runs only when no usable .pyc exists) and
+# prints them as a JSON list: the cost a cold start pays when the shipped bytecode is missing.
+_COMPILE_COUNTER: Final = """
+import importlib, importlib._bootstrap_external as external, json, sys
+
+compiled = []
+original = external.SourceLoader.source_to_code
+
+def counting(self, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return original(self, data, path, *args, **kwargs)
+
+external.SourceLoader.source_to_code = counting
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(p for p in compiled if p.startswith(tuple(sys.argv[2:])))))
+"""
+
+
+def modules_compiled_from_source(
+    module: str, path: Sequence[Path], env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Import ``module`` as Lambda does (read-only code, no bytecode written); the files under
+    ``path`` that had to be compiled from source because no valid .pyc was shipped."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILE_COUNTER, module, *map(str, path)],
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": os.pathsep.join(map(str, path)),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **LAMBDA_ENV,
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"importing {module} failed:\n{proc.stderr[-3000:]}")
+    compiled: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return compiled
