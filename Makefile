@@ -94,8 +94,11 @@ template-test: $(VENV)/.installed tools ## template tests only (cfn-lint, sam va
 SAM = PATH="$(PYTHON313_DIR):$$PATH" $(TOOLS)/sam/bin/sam
 
 .PHONY: build validate deploy invoke
-build: $(TOOLS)/sam/.installed ## sam build
+# sam build leaves no bytecode and Lambda's code folders are read-only, so every cold start would
+# compile every module again: compile_bytecode.py ships unchecked-hash .pyc Lambda uses as is.
+build: $(TOOLS)/sam/.installed ## sam build, then bytecode Lambda can use (scripts/compile_bytecode.py)
 	$(SAM) build
+	$(PYTHON313) scripts/compile_bytecode.py .aws-sam/build
 
 validate: $(TOOLS)/sam/.installed ## sam validate --lint
 	$(SAM) validate --lint
@@ -113,9 +116,12 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 LOCALSTAGE = PYTHONPATH=scripts $(PY) -m localstage
 LOCAL_ARGS ?=
 
-.PHONY: local invoke-local fire-local
+.PHONY: local local-built invoke-local fire-local
 local: $(VENV)/.installed ## run the whole stack on loopback without Docker (Ctrl-C stops it); LOCAL_ARGS=--help for options
 	$(LOCALSTAGE) up $(LOCAL_ARGS)
+
+local-built: build $(VENV)/.installed ## make local, running the sam build output (read-only, its own bytecode) as Lambda does
+	$(LOCALSTAGE) up --build-dir .aws-sam/build $(LOCAL_ARGS)
 
 invoke-local: $(VENV)/.installed ## Docker-free sam local invoke: make invoke-local FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke-local FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
