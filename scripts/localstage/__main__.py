@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from compile_bytecode import BytecodeError, check_folder, code_folders
 
 from localstage.aws import DUMMY_CREDENTIALS, AwsEmulatorError
 from localstage.schedules import ScheduleError, Scheduler
@@ -44,6 +45,7 @@ def _print_banner(stage: LocalStage) -> None:
         f"  Vanta stand-in     {info['vanta_url']} (development fixture, generated data)",
         f"  API key            {key}",
         f"  functions          {', '.join(info['functions'].values())}",
+        f"  code               {_code_origin(stage)}",
         f"  state file         {stage.config.state_file}",
         "",
         "Try:",
@@ -57,6 +59,12 @@ def _print_banner(stage: LocalStage) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _code_origin(stage: LocalStage) -> str:
+    if stage.config.writable_code:
+        return "the source tree"
+    return f"{stage.config.template.parent} (read-only, its shipped bytecode only)"
+
+
 def _report(result: InvokeResult) -> dict[str, Any]:
     try:
         payload: Any = json.loads(result.payload or b"null")
@@ -65,8 +73,26 @@ def _report(result: InvokeResult) -> dict[str, Any]:
     return {"error": result.function_error, "payload": payload, "report": result.report.render()}
 
 
+def _built_template(build_dir: Path) -> Path:
+    """The template of a `sam build` output whose bytecode Lambda would use as it is."""
+    try:
+        checks = [check_folder(folder) for folder in code_folders(build_dir)]
+    except BytecodeError as exc:
+        raise StageError(str(exc)) from None
+    stale = sum(len(check.missing) + len(check.invalid) for check in checks)
+    if stale:
+        raise StageError(
+            f"{build_dir}: {stale} modules have no valid unchecked-hash bytecode; "
+            "run `make build` (sam build, then scripts/compile_bytecode.py)"
+        )
+    return build_dir / "template.yaml"
+
+
 def _up(args: argparse.Namespace) -> int:
+    built = args.build_dir is not None
     config = StageConfig(
+        template=_built_template(args.build_dir) if built else REPO / "template.yaml",
+        writable_code=not built,
         api_port=args.api_port,
         invoke_port=args.invoke_port,
         moto_port=args.moto_port,
@@ -157,7 +183,8 @@ def _fire(args: argparse.Namespace) -> int:
     info = _running_stage(Path(args.state_file))
     if info is None:
         raise StageError(f"no local stage is running ({args.state_file} is absent): run make local")
-    stack = load_stack(REPO / "template.yaml", overrides=info["parameters"])
+    template = Path(info.get("template", REPO / "template.yaml"))
+    stack = load_stack(template, overrides=info["parameters"])
     schedules = [s for spec in stack.functions.values() for s in spec.schedules]
     scheduler = Scheduler(
         schedules,
@@ -188,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--vulnerabilities", type=int, default=2000, help="findings to generate")
     up.add_argument("--state-file", default=str(STATE_FILE), help="where addresses go")
     up.add_argument("--no-first-sync", dest="first_sync", action="store_false")
+    up.add_argument(
+        "--build-dir",
+        type=Path,
+        help="run a `sam build` output (make build) instead of the source tree, as Lambda would",
+    )
     up.add_argument(
         "--compress-schedules", type=float, default=0.0, help="fire schedules N times faster"
     )

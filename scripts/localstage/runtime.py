@@ -550,6 +550,7 @@ class LocalRuntime:
         max_event_age_s: float = 300.0,
         async_workers: int = 8,
         log_sink: Callable[[str, str], None] | None = None,
+        write_bytecode: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pools = {spec.logical_id: _Pool(spec) for spec in functions.values()}
@@ -576,6 +577,7 @@ class LocalRuntime:
         self._event_retry_delay_s = event_retry_delay_s
         self._max_event_age_s = max_event_age_s
         self._log_sink = log_sink
+        self._write_bytecode = write_bytecode
         self._clock = clock
         self._closing = threading.Event()
         self._async = ThreadPoolExecutor(max_workers=async_workers, thread_name_prefix="event")
@@ -802,6 +804,8 @@ class LocalRuntime:
                 "PYTHONNOUSERSITE": "1",
             }
         )
+        if not self._write_bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # as on Lambda, where the code is read-only
         return env
 
     def _run(

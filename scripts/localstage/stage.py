@@ -73,6 +73,9 @@ class StageConfig:
     # Receives every line the functions' workers print (function name, line), as CloudWatch Logs
     # would; None keeps them in the runtime only (the log tail of each invocation).
     log_sink: Callable[[str, str], None] | None = None
+    # False for a `sam build` output: its code is read-only on Lambda (/var/task, /opt), so the
+    # workers never write bytecode next to it and run only the bytecode the build shipped.
+    writable_code: bool = True
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -160,6 +163,7 @@ class LocalStage:
             account_id=stack.account_id,
             event_retry_delay_s=cfg.event_retry_delay_s,
             log_sink=cfg.log_sink,
+            write_bytecode=cfg.writable_code,
         )
         self._stack.callback(runtime.shutdown)
         self.runtime = runtime
@@ -216,6 +220,7 @@ class LocalStage:
             "aws_endpoint_url": self.urls["aws"],
             "vanta_url": self.urls["vanta"],
             "api_key": self.api_key,
+            "template": str(self.config.template),
             "parameters": dict(sorted(self.stack.parameters.items())),
             "functions": {
                 lid: spec.function_name for lid, spec in sorted(self.stack.functions.items())

@@ -870,7 +870,10 @@ class _Reader:
         uri = self.context.resolve(properties.get(key), f"{base}.{key}")
         if uri is None:
             raise TemplateError(f"{path}: layer {layer_id} has no ContentUri")
-        return self.local_dir(uri, f"{base}.{key}")
+        folder = self.local_dir(uri, f"{base}.{key}")
+        # A built layer (sam build output) is laid out as Lambda mounts it at /opt: the code is in
+        # python/. A source layer is that folder's content, which sam build moves into python/.
+        return folder / "python" if (folder / "python").is_dir() else folder
 
     def events(self, raw_events: Any, path: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
         if raw_events is None:

@@ -8,7 +8,7 @@ import boto3
 from botocore.config import Config
 
 from localstage.aws import DUMMY_CREDENTIALS
-from localstage.stage import LocalStage, StageConfig
+from localstage.stage import REPO, LocalStage, StageConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -25,15 +25,19 @@ def isolated_stage(
     overrides: Mapping[str, str] | None = None,
     lambda_via_invoke_api: bool = False,
     log_sink: Callable[[str, str], None] | None = None,
+    build_dir: Path | None = None,
 ) -> LocalStage:
     """A stage (not started) on free ports with its own stack name and state file.
 
     ``overrides`` are template parameters; ``lambda_via_invoke_api`` points the functions' own
     Lambda calls at the stage's Invoke API (as ``make local`` does); ``log_sink`` receives every
-    line the functions print.
+    line the functions print; ``build_dir`` runs a `sam build` output, read-only, instead of the
+    source tree (as ``make local-built`` does).
     """
     return LocalStage(
         StageConfig(
+            template=REPO / "template.yaml" if build_dir is None else build_dir / "template.yaml",
+            writable_code=build_dir is None,
             api_port=0,
             invoke_port=0,
             moto_port=0,
