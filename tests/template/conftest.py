@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -203,6 +204,14 @@ def tool_runs(tools_dir: Path, python313_dir: Path, scratch_dir: Path) -> dict[s
 
 @pytest.fixture(scope="session")
 def build_dir(tool_runs: dict[str, ToolRun], scratch_dir: Path) -> Path:
-    """Output folder of the `sam build` run."""
+    """Output folder of `make build`: the `sam build` run, then its bytecode compiled."""
     assert tool_runs["sam build"].returncode == 0, tool_runs["sam build"].describe()
-    return scratch_dir / "build"
+    build = scratch_dir / "build"
+    compiled = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "compile_bytecode.py"), str(build)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    return build

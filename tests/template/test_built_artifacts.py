@@ -8,11 +8,20 @@ invoked once; the packages it used must come from the build output, not from the
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import time
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import pytest
-from lambda_process import LAMBDA_ENV, run_handler
+from lambda_process import LAMBDA_ENV, modules_compiled_from_source, run_handler
+from stage_support import isolated_stage
+
+from localstage.vanta_data import Dataset
 
 pytestmark = [pytest.mark.template, pytest.mark.xdist_group("template")]
 
@@ -79,3 +88,72 @@ def test_built_handler_imports_its_layer_from_the_build_output(
     else:
         assert answer["result"]["warmed"] is True
         assert answer["result"]["app_version"] == LAMBDA_ENV["APP_VERSION"]
+
+
+def _sam_zip(tools_dir: Path, folder: Path, into: Path) -> Path:
+    """The zip `sam package` / `sam deploy` uploads for ``folder``, made by SAM CLI's own code."""
+    made = subprocess.run(
+        [
+            str(tools_dir / "sam" / "bin" / "python"),
+            "-c",
+            "import sys; from samcli.lib.package.utils import make_zip; "
+            "print(make_zip(sys.argv[1], sys.argv[2]))",
+            str(into / folder.name),
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    return Path(made.stdout.strip())
+
+
+def _unzip_as_lambda(archive: Path, into: Path) -> list[str]:
+    """Extract keeping each entry's own timestamp (zipfile would stamp them now); the names."""
+    with zipfile.ZipFile(archive) as zipped:
+        for info in zipped.infolist():
+            zipped.extract(info, into)
+            stamp = time.mktime((*info.date_time, 0, 0, -1))
+            os.utime(into / info.filename, (stamp, stamp))
+        return zipped.namelist()
+
+
+def test_packaged_function_and_layer_start_without_compiling_a_module(
+    build_dir: Path, tools_dir: Path, tmp_path: Path
+) -> None:
+    # given ApiFunction and the layer zipped by SAM CLI as a deploy does, unpacked as Lambda does
+    # (/var/task and /opt, every file with the zip's 1980 timestamp)
+    task, opt = tmp_path / "task", tmp_path / "opt"
+    names = _unzip_as_lambda(_sam_zip(tools_dir, build_dir / "ApiFunction", tmp_path), task)
+    _unzip_as_lambda(_sam_zip(tools_dir, _layer_dir(build_dir).parent, tmp_path), opt)
+    # when the handler is imported where no bytecode can be written
+    module, env, _ = CASES["ApiFunction"]
+    compiled = modules_compiled_from_source(module, [task, opt / "python"], env)
+    # then the zips kept the bytecode and not one module of the function or layer was compiled
+    assert "api_fn/__pycache__/handler.cpython-313.pyc" in names
+    assert compiled == []
+
+
+def test_local_stage_runs_the_build_read_only_as_lambda_does(
+    build_dir: Path, tmp_path: Path
+) -> None:
+    # given a copy of the build whose function shipped no bytecode, run by a local stage as
+    # make local-built does
+    build = tmp_path / "build"
+    shutil.copytree(build_dir, build)
+    shutil.rmtree(build / "ApiFunction" / "api_fn" / "__pycache__")
+    before = {path: path.stat().st_mtime_ns for path in build.rglob("*")}
+    health = json.loads((REPO / "events" / "api_get_health.json").read_text())
+    dataset = Dataset(seed=5, vulnerability_count=5, now=datetime.now(UTC))
+    with isolated_stage(tmp_path, name="built", dataset=dataset, build_dir=build) as stage:
+        # when the API function starts cold and answers
+        result = stage.invoke("ApiFunction", health)
+        code_dir = stage.runtime.function("ApiFunction").code_dir if stage.runtime else None
+    # then it ran the build's code and answered, but wrote no bytecode next to it: the missing
+    # bytecode costs every cold start, as on Lambda, instead of being hidden after the first
+    assert result.cold
+    assert result.function_error is None
+    assert json.loads(result.payload)["statusCode"] == 200
+    assert code_dir == build / "ApiFunction"
+    assert {path: path.stat().st_mtime_ns for path in build.rglob("*")} == before
