@@ -38,11 +38,13 @@ from typing import Final
 __all__ = [
     "BytecodeError",
     "CodeFolder",
+    "FolderCheck",
     "check_folder",
     "code_folders",
     "compile_folder",
     "main",
     "pyc_path",
+    "runtime_versions",
 ]
 
 # SAM writes the built template in long form, one key per line: `CodeUri: ApiFunction`.
@@ -51,8 +53,8 @@ _URI: Final = re.compile(r"^\s*(CodeUri|ContentUri):\s*['\"]?([^'\"\s]+)['\"]?\s
 _PYTHON: Final = re.compile(
     r"^\s*(?:Runtime:|BuildMethod:|-)\s*['\"]?python(\d+\.\d+)['\"]?\s*$", re.MULTILINE
 )
-_FLAG_HASH_BASED: Final = 0b01
-_FLAG_CHECK_SOURCE: Final = 0b10
+# PEP 552 header flags: bit 0 hash-based, bit 1 check the source. Lambda needs exactly "hash-based".
+_FLAGS_UNCHECKED_HASH: Final = 0b01
 _SHOWN: Final = 5
 
 
@@ -149,8 +151,7 @@ def _valid_unchecked(source: Path, pyc: Path) -> bool:
     header = pyc.read_bytes()[:16]
     if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
         return False
-    flags = int.from_bytes(header[4:8], "little")
-    if flags != _FLAG_HASH_BASED or flags & _FLAG_CHECK_SOURCE:
+    if int.from_bytes(header[4:8], "little") != _FLAGS_UNCHECKED_HASH:
         return False
     return header[8:16] == importlib.util.source_hash(source.read_bytes())
 
