@@ -177,6 +177,15 @@ PERF_CHECK_ARGS ?=
 perf-check: $(VENV)/.installed ## fail if ApiFunction's cold start / floor ratio regressed past docs/perf-baseline.json
 	$(PERF) check --cold 15 --warm 100 $(PERF_CHECK_ARGS)
 
+# Cost advice (scripts/warming_cost.py, docs/performance.md "Warming cost"): the monthly cost and
+# cold-start rate of each warming strategy for ENV's samconfig overrides and a traffic profile.
+# COST_ARGS passes anything else, e.g. COST_ARGS="--json" or "--profile-file my-profile.json".
+COST_ARGS ?=
+
+.PHONY: warming-cost
+warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod] [COST_ARGS=--json]
+	PYTHONPATH=scripts $(PY) scripts/warming_cost.py --config-env $(ENV) $(COST_ARGS)
+
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean
 clean: ## remove build output, caches and environments

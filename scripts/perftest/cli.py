@@ -591,10 +591,11 @@ def _standard_notes(endpoint: Endpoint) -> list[str]:
             "and Billed Duration is the handler's Duration rounded up (no init billed)"
         )
     basis = price_basis()
-    if basis is None:
+    if basis is not None:
         notes.append(
-            "cost per million is not computed: the shared Lambda price table is not in the "
-            "repository yet (perftest/cost.py, lambda_prices); every cost is null"
+            "cost per million = requests + mean Billed Duration x memory at the us-east-1 list "
+            f"prices of scripts/aws_prices.py ({basis['source']}, checked {basis['date']}); "
+            "null for a region or architecture the table does not hold; no free tier applied"
         )
     return notes
 

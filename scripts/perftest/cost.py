@@ -1,15 +1,17 @@
 """Cost per million invocations from a measured mean Billed Duration, memory and architecture.
 
-The formula lives here; the prices do not. They come from the project's one price table (the
-shared prices module of the warming-cost work), looked up by architecture and region in
-``lambda_prices``. Until that table is in the repository the lookup answers None, every cost
-in the report is null, and the report's notes say why: no figure is ever made up.
+The formula lives here; the prices do not. They come from the project's one price table,
+``scripts/aws_prices.py`` (us-east-1 list prices with their source and date), looked up by
+architecture and region in ``lambda_prices``. A region or architecture the table does not hold
+answers None, so that function's costs in the report are null: no figure is ever made up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from aws_prices import PRICE_REGION, PriceError, lambda_price_table
 
 __all__ = ["LambdaPrices", "cost_per_million", "lambda_prices", "per_million", "price_basis"]
 
@@ -33,9 +35,17 @@ def per_million(billed_ms_mean: float, memory_mb: int, prices: LambdaPrices) -> 
 
 
 def lambda_prices(architecture: str, region: str | None) -> LambdaPrices | None:
-    """The shared price table's prices for this architecture and region; None while absent."""
-    del architecture, region
-    return None
+    """The price table's on-demand prices for this architecture and region; None if it has none."""
+    try:
+        table = lambda_price_table(architecture, region or "")
+    except PriceError:
+        return None
+    return LambdaPrices(
+        request_per_million_usd=table.request_per_million_usd,
+        gb_second_usd=table.gb_second_usd,
+        source=table.source,
+        date=table.checked,
+    )
 
 
 def cost_per_million(
@@ -49,6 +59,6 @@ def cost_per_million(
 
 
 def price_basis() -> dict[str, Any] | None:
-    """Where the prices come from (source and date), for the report; None while absent."""
-    prices = lambda_prices("arm64", None)
+    """Where the prices come from (source and date), for the report."""
+    prices = lambda_prices("arm64", PRICE_REGION)
     return None if prices is None else {"source": prices.source, "date": prices.date}

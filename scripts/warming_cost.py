@@ -1,0 +1,828 @@
+"""Warming cost advice: each strategy's monthly cost and cold-start rate on a traffic profile."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from aws_prices import LambdaPriceTable, PriceError, lambda_price_table
+
+from localstage.schedules import (
+    CronExpression,
+    RateExpression,
+    ScheduleExpressionError,
+    parse_expression,
+)
+from localstage.template import TemplateError, load_template
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+__all__ = [
+    "STRATEGIES",
+    "Advice",
+    "Assumptions",
+    "CostInputError",
+    "StrategyEstimate",
+    "TrafficProfile",
+    "WarmingSettings",
+    "advise",
+    "load_profile",
+    "main",
+    "provisioned_levels",
+    "read_samconfig_overrides",
+    "read_settings",
+    "ticks_per_hour",
+]
+
+REPO: Final = Path(__file__).resolve().parents[1]
+TEMPLATE: Final = REPO / "template.yaml"
+SAMCONFIG: Final = REPO / "samconfig.toml"
+DEFAULT_PROFILE: Final = REPO / "docs" / "traffic-profile.json"
+MONTH_HOURS: Final = 730.0  # AWS's own monthly convention (8,760 h / 12)
+WEEK_HOURS: Final = 168
+WEEKS_PER_MONTH: Final = MONTH_HOURS / WEEK_HOURS
+STRATEGIES: Final = ("none", "warmer", "provisioned", "snapstart")
+_WEEK_MINUTES: Final = WEEK_HOURS * 60
+_ALL_DAYS_OF_MONTH: Final = frozenset(range(1, 32))
+_ALL_MONTHS: Final = frozenset(range(1, 13))
+_ALL_YEARS: Final = frozenset(range(1970, 2200))
+_PROFILE_KEYS: Final = frozenset({"description", "unit", "hourly", "weekday", "weekend"})
+
+
+class CostInputError(Exception):
+    """An input of the estimate is missing or wrong; the message names it."""
+
+
+# ------------------------------------------------------------------ inputs
+@dataclass(frozen=True, slots=True)
+class WarmingSettings:
+    """What the template (with samconfig overrides) says about the API and its warming."""
+
+    region: str
+    architecture: str
+    api_memory_mb: int
+    warmer_memory_mb: int
+    offpeak_concurrency: int
+    peak_concurrency: int
+    offpeak_schedule: str
+    peak_schedule: str
+    provisioned_business_hours: int
+    provisioned_off_hours: int
+    business_start_cron: str
+    business_end_cron: str
+    cold_start_alarm_percent: float
+    deployed_strategy: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assumptions:
+    """Figures the template cannot give; defaults from docs/performance.md, all overridable."""
+
+    billed_ms: float = 10.0  # mean billed Duration of a real request (warm /stats handler ~9.3 ms)
+    init_ms: float = 520.0  # ApiFunction Init Duration, billed on each on-demand cold start
+    restore_ms: float = 200.0  # SnapStart billed restore duration (not measured: no SnapStart here)
+    idle_minutes: float = 10.0  # an idle environment is reclaimed after this long
+    burst_factor: float = 2.0  # peak concurrency within an hour / its mean (Little's law)
+    hold_ms: float = 150.0  # how long a pinged environment holds (WARM_HOLD_MS default)
+    warmer_overhead_ms: float = 20.0  # a warmer run beyond the hold (measured 13-34 ms)
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficProfile:
+    """Real requests per hour of day (UTC), on weekdays and at weekends."""
+
+    weekday: tuple[float, ...]
+    weekend: tuple[float, ...]
+    description: str = ""
+
+    def week(self) -> tuple[float, ...]:
+        """168 hourly rates from Monday 00:00 UTC."""
+        return self.weekday * 5 + self.weekend * 2
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True, slots=True)
+class StrategyEstimate:
+    """One strategy's month: USD by part, real requests and expected cold starts."""
+
+    strategy: str
+    parts: tuple[tuple[str, float], ...]
+    requests: float
+    cold_starts: float
+    worst_hour_cold_percent: float
+
+    @property
+    def total_usd(self) -> float:
+        """The month's cost, every part summed."""
+        return sum(usd for _, usd in self.parts)
+
+    @property
+    def cold_percent(self) -> float:
+        """Cold starts per real request over the month, in %."""
+        return 100 * self.cold_starts / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """Every strategy's estimate, the pick and why."""
+
+    estimates: tuple[StrategyEstimate, ...]
+    pick: str
+    reason: str
+    budget_percent: float
+
+
+# ------------------------------------------------------------------ schedules
+def _expression(text: str) -> RateExpression | CronExpression:
+    try:
+        return parse_expression(text)
+    except ScheduleExpressionError as exc:
+        raise CostInputError(f"schedule {text!r} cannot be read: {exc}") from exc
+
+
+def _weekly_cron(text: str) -> CronExpression:
+    """A cron that repeats every week (any day of month, month and year), else CostInputError."""
+    parsed = _expression(text)
+    if not isinstance(parsed, CronExpression):
+        raise CostInputError(f"schedule {text!r}: a cron(...) expression is needed here")
+    restricted = [
+        name
+        for name, values, every in (
+            ("day-of-month", parsed.days_of_month, _ALL_DAYS_OF_MONTH),
+            ("month", parsed.months, _ALL_MONTHS),
+            ("year", parsed.years, _ALL_YEARS),
+        )
+        if values is not None and values != every
+    ]
+    if restricted:
+        raise CostInputError(
+            f"schedule {text!r} is not supported: it restricts the {', '.join(restricted)} "
+            "field, so it does not repeat every week; use '*' or '?' there"
+        )
+    return parsed
+
+
+def _cron_fires(cron: CronExpression, day: int, hour: int) -> int:
+    """Fires of the cron in one hour of the week (day 0 = Monday)."""
+    aws_day = (day + 1) % 7 + 1  # Monday is 2 in AWS's 1 = Sunday numbering
+    on_day = cron.days_of_week is None or aws_day in cron.days_of_week
+    return len(cron.minutes) if on_day and hour in cron.hours else 0
+
+
+def ticks_per_hour(text: str) -> tuple[float, ...]:
+    """How often a rate() or weekly cron() schedule fires in each of the 168 hours of a week."""
+    parsed = _expression(text)
+    if isinstance(parsed, RateExpression):
+        return (3600 / parsed.seconds,) * WEEK_HOURS
+    cron = _weekly_cron(text)
+    return tuple(float(_cron_fires(cron, slot // 24, slot % 24)) for slot in range(WEEK_HOURS))
+
+
+def _minutes_of_week(cron: CronExpression) -> frozenset[int]:
+    return frozenset(
+        day * 1440 + hour * 60 + minute
+        for day in range(7)
+        for hour in range(24)
+        if _cron_fires(cron, day, hour)
+        for minute in cron.minutes
+    )
+
+
+def provisioned_levels(settings: WarmingSettings) -> tuple[float, ...]:
+    """Mean scheduled provisioned concurrency in each hour of the week (scale-up/down crons)."""
+    ups = _minutes_of_week(_weekly_cron(settings.business_start_cron))
+    downs = _minutes_of_week(_weekly_cron(settings.business_end_cron))
+    level = float(settings.provisioned_off_hours)
+    totals = [0.0] * WEEK_HOURS
+    for lap in range(2):  # the first lap only settles the level carried over the week's end
+        for minute in range(_WEEK_MINUTES):
+            if minute in ups:
+                level = float(settings.provisioned_business_hours)
+            if minute in downs:
+                level = float(settings.provisioned_off_hours)
+            if lap:
+                totals[minute // 60] += level
+    return tuple(total / 60 for total in totals)
+
+
+# ------------------------------------------------------------------ template and samconfig
+def read_samconfig_overrides(samconfig: Path, config_env: str) -> tuple[dict[str, str], str]:
+    """(parameter_overrides, region) of a samconfig.toml environment's deploy parameters."""
+    try:
+        config = tomllib.loads(samconfig.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CostInputError(f"{samconfig}: cannot be read ({exc})") from exc
+    section = config.get(config_env)
+    if not isinstance(section, dict) or config_env == "version":
+        known = ", ".join(sorted(k for k, v in config.items() if isinstance(v, dict)))
+        raise CostInputError(f"unknown --config-env {config_env!r} in {samconfig} ({known})")
+    deploy = section.get("deploy", {}).get("parameters", {})
+    region = deploy.get("region") or section.get("global", {}).get("parameters", {}).get("region")
+    overrides: dict[str, str] = {}
+    for token in shlex.split(str(deploy.get("parameter_overrides", ""))):
+        name, equals, value = token.partition("=")
+        if not equals or not name:
+            raise CostInputError(
+                f"{samconfig} [{config_env}.deploy.parameters] parameter_overrides: "
+                f"{token!r} is not Name=Value"
+            )
+        overrides[name] = value
+    return overrides, str(region or "us-east-1")
+
+
+def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    declared = template.get("Parameters") or {}
+    values = {
+        name: str(spec["Default"])
+        for name, spec in declared.items()
+        if isinstance(spec, dict) and "Default" in spec
+    }
+    for name, value in overrides.items():
+        if name not in declared:
+            raise CostInputError(f"parameter {name}={value!r}: the template declares no {name}")
+        values[name] = value
+    return values
+
+
+def _resolve(value: Any, parameters: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        name = value["Ref"]
+        if name not in parameters:
+            raise CostInputError(f"{where}: !Ref {name} has no value (no default, no override)")
+        return parameters[name]
+    if isinstance(value, (dict, list)):
+        raise CostInputError(f"{where}: {value!r} is not a value this estimator evaluates")
+    return value
+
+
+def _whole(value: Any, where: str, minimum: int = 0) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise CostInputError(f"{where}={value!r} is not a whole number") from None
+    if number < minimum:
+        raise CostInputError(f"{where}={number} must be >= {minimum}")
+    return number
+
+
+def _function(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    resource = template["Resources"].get(logical_id)
+    if not isinstance(resource, dict):
+        raise CostInputError(f"the template has no {logical_id}")
+    return dict(resource.get("Properties") or {})
+
+
+def _architecture(template: Mapping[str, Any], parameters: Mapping[str, str]) -> str:
+    properties = _function(template, "ApiFunction")
+    function_globals = (template.get("Globals") or {}).get("Function") or {}
+    listed = properties.get("Architectures", function_globals.get("Architectures", ["x86_64"]))
+    if not isinstance(listed, list) or len(listed) != 1:
+        raise CostInputError(f"ApiFunction Architectures: {listed!r} is not one architecture")
+    return str(_resolve(listed[0], parameters, "ApiFunction Architectures"))
+
+
+def read_settings(
+    template_path: Path, overrides: Mapping[str, str], region: str = "us-east-1"
+) -> WarmingSettings:
+    """The estimate's settings: template defaults, then the overrides (samconfig, command line)."""
+    try:
+        template = load_template(template_path)
+    except TemplateError as exc:
+        raise CostInputError(str(exc)) from exc
+    parameters = _parameters(template, overrides)
+    timezone = parameters.get("BusinessHoursTimezone", "UTC")
+    if timezone != "UTC":
+        raise CostInputError(
+            f"BusinessHoursTimezone={timezone!r}: the estimate reads the profile and every "
+            "schedule in UTC; estimate with UTC and shift the profile instead"
+        )
+
+    def whole(name: str, minimum: int = 1) -> int:
+        if name not in parameters:
+            raise CostInputError(f"the template has no parameter {name}")
+        return _whole(parameters[name], name, minimum)
+
+    def memory(logical_id: str) -> int:
+        raw = _function(template, logical_id).get("MemorySize", 128)
+        where = f"{logical_id} MemorySize"
+        return _whole(_resolve(raw, parameters, where), where, 128)
+
+    alarm = _function(template, "ApiColdStartRateAlarm").get("Threshold")
+    try:
+        alarm_percent = float(_resolve(alarm, parameters, "ApiColdStartRateAlarm Threshold"))
+    except (TypeError, ValueError):
+        raise CostInputError(f"ApiColdStartRateAlarm Threshold={alarm!r} is not a number") from None
+    return WarmingSettings(
+        region=region,
+        architecture=_architecture(template, parameters),
+        api_memory_mb=memory("ApiFunction"),
+        warmer_memory_mb=memory("WarmerFunction"),
+        offpeak_concurrency=whole("WarmerConcurrency"),
+        peak_concurrency=whole("WarmerPeakConcurrency"),
+        offpeak_schedule=parameters["WarmerOffPeakSchedule"],
+        peak_schedule=parameters["WarmerPeakSchedule"],
+        provisioned_business_hours=whole("ProvisionedConcurrencyBusinessHours"),
+        provisioned_off_hours=whole("ProvisionedConcurrencyOffHours"),
+        business_start_cron=parameters["BusinessHoursStartCron"],
+        business_end_cron=parameters["BusinessHoursEndCron"],
+        cold_start_alarm_percent=alarm_percent,
+        deployed_strategy=parameters.get("WarmingStrategy", "none"),
+    )
+
+
+# ------------------------------------------------------------------ traffic profile
+def _hours(document: Mapping[str, Any], key: str, source: str) -> tuple[float, ...]:
+    values = document[key]
+    if not isinstance(values, list) or len(values) != 24:
+        count = len(values) if isinstance(values, list) else type(values).__name__
+        raise CostInputError(f"{source}: {key} needs 24 hourly values (UTC), got {count}")
+    rates: list[float] = []
+    for hour, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CostInputError(f"{source}: {key}[{hour}] is {value!r}, not a number")
+        if not math.isfinite(value) or value < 0:
+            raise CostInputError(f"{source}: {key}[{hour}] is {value}: requests per hour >= 0")
+        rates.append(float(value))
+    return tuple(rates)
+
+
+def load_profile(path: Path) -> TrafficProfile:
+    """Read a profile: {"hourly": [24]} or {"weekday": [24], "weekend": [24]}, UTC hours."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CostInputError(f"{path}: cannot read the traffic profile ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise CostInputError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise CostInputError(f"{path}: a JSON object is needed")
+    unknown = sorted(set(document) - _PROFILE_KEYS)
+    if unknown:
+        raise CostInputError(f"{path}: unknown keys {unknown} ({sorted(_PROFILE_KEYS)})")
+    description = str(document.get("description", ""))
+    if "hourly" in document:
+        if "weekday" in document or "weekend" in document:
+            raise CostInputError(f"{path}: give either hourly or weekday and weekend, not both")
+        hourly = _hours(document, "hourly", str(path))
+        return TrafficProfile(hourly, hourly, description)
+    missing = [key for key in ("weekday", "weekend") if key not in document]
+    if missing:
+        raise CostInputError(f"{path}: missing {' and '.join(missing)} (or give hourly)")
+    return TrafficProfile(
+        _hours(document, "weekday", str(path)),
+        _hours(document, "weekend", str(path)),
+        description,
+    )
+
+
+# ------------------------------------------------------------------ the model
+@dataclass(frozen=True, slots=True)
+class _Hour:
+    requests: float
+    needed: int  # environments the hour's traffic needs at its peak
+    carried: int  # environments the previous hour's traffic left warm
+
+
+def _demand(week: Sequence[float], assumptions: Assumptions) -> list[_Hour]:
+    def needed(rate: float) -> int:
+        if rate <= 0:
+            return 0
+        mean_concurrency = rate * assumptions.billed_ms / 1000 / 3600  # Little's law
+        return max(1, math.ceil(mean_concurrency * assumptions.burst_factor))
+
+    idle_s = assumptions.idle_minutes * 60
+    hours: list[_Hour] = []
+    for slot, rate in enumerate(week):
+        before = week[slot - 1]  # slot 0 follows Sunday 23:00 (the week repeats)
+        envs_before = needed(before)
+        # Each environment of the hour before saw a request every 3600 x envs / rate seconds;
+        # it is still warm if that gap is within the idle lifetime.
+        kept_alive = before > 0 and 3600 * envs_before / before <= idle_s
+        hours.append(_Hour(rate, needed(rate), envs_before if kept_alive else 0))
+    return hours
+
+
+def _cold_starts(hour: _Hour, kept_warm: float, assumptions: Assumptions) -> float:
+    """Expected cold starts in one hour with ``kept_warm`` environments held warm all along."""
+    if hour.requests <= 0:
+        return 0.0
+    scale_up = max(0.0, hour.needed - max(kept_warm, hour.carried))
+    # With nothing held warm, a request arriving after an idle gap longer than the idle
+    # lifetime finds no environment: for Poisson arrivals that is a share exp(-rate x idle).
+    idle_out = 0.0
+    if kept_warm < 1:
+        idle_out = hour.requests * math.exp(-hour.requests * assumptions.idle_minutes / 60)
+    return min(hour.requests, max(scale_up, idle_out))
+
+
+def _estimate(
+    strategy: str, parts: dict[str, float], hours: Sequence[_Hour], colds: Sequence[float]
+) -> StrategyEstimate:
+    worst = max(
+        (
+            100 * cold / hour.requests
+            for hour, cold in zip(hours, colds, strict=True)
+            if hour.requests
+        ),
+        default=0.0,
+    )
+    return StrategyEstimate(
+        strategy=strategy,
+        parts=tuple((name, usd * WEEKS_PER_MONTH) for name, usd in parts.items()),
+        requests=sum(hour.requests for hour in hours) * WEEKS_PER_MONTH,
+        cold_starts=sum(colds) * WEEKS_PER_MONTH,
+        worst_hour_cold_percent=worst,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    settings: WarmingSettings
+    assumptions: Assumptions
+    prices: LambdaPriceTable
+    hours: tuple[_Hour, ...]
+
+    @property
+    def api_gb(self) -> float:
+        return self.settings.api_memory_mb / 1024
+
+    def requests_usd(self, count: float) -> float:
+        return count * self.prices.request_per_million_usd / 1_000_000
+
+    def on_demand_usd(self, gb_seconds: float) -> float:
+        return gb_seconds * self.prices.gb_second_usd
+
+    def duration_gb_s(self, count: float) -> float:
+        return count * self.assumptions.billed_ms / 1000 * self.api_gb
+
+    def week_parts(self, per_hour: Callable[[_Hour, int], dict[str, float]]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for slot, hour in enumerate(self.hours):
+            for name, usd in per_hour(hour, slot).items():
+                totals[name] = totals.get(name, 0.0) + usd
+        return totals
+
+
+def _none(model: _Model) -> StrategyEstimate:
+    colds = [_cold_starts(hour, 0, model.assumptions) for hour in model.hours]
+    init_s = model.assumptions.init_ms / 1000
+
+    def per_hour(hour: _Hour, slot: int) -> dict[str, float]:
+        return {
+            "requests": model.requests_usd(hour.requests),
+            "duration": model.on_demand_usd(model.duration_gb_s(hour.requests)),
+            "init": model.on_demand_usd(colds[slot] * init_s * model.api_gb),
+        }
+
+    return _estimate("none", model.week_parts(per_hour), model.hours, colds)
+
+
+def _warmer(model: _Model) -> StrategyEstimate:
+    settings, assumptions = model.settings, model.assumptions
+    schedules = (
+        (ticks_per_hour(settings.offpeak_schedule), settings.offpeak_concurrency),
+        (ticks_per_hour(settings.peak_schedule), settings.peak_concurrency),
+    )
+    often_enough = 60 / assumptions.idle_minutes  # ticks per hour that beat the idle lifetime
+    kept = [
+        max((n for ticks, n in schedules if ticks[slot] >= often_enough), default=0)
+        for slot in range(WEEK_HOURS)
+    ]
+    colds = [_cold_starts(hour, kept[slot], assumptions) for slot, hour in enumerate(model.hours)]
+    init_s = assumptions.init_ms / 1000
+    run_gb_s = (assumptions.hold_ms + assumptions.warmer_overhead_ms) / 1000
+    run_gb_s *= settings.warmer_memory_mb / 1024
+    ping_gb_s = assumptions.hold_ms / 1000 * model.api_gb
+
+    def per_hour(hour: _Hour, slot: int) -> dict[str, float]:
+        runs = sum(ticks[slot] for ticks, _ in schedules)
+        pings = sum(ticks[slot] * n for ticks, n in schedules)
+        return {
+            "requests": model.requests_usd(hour.requests),
+            "duration": model.on_demand_usd(model.duration_gb_s(hour.requests)),
+            "init": model.on_demand_usd(colds[slot] * init_s * model.api_gb),
+            "warmer runs": model.requests_usd(runs) + model.on_demand_usd(runs * run_gb_s),
+            "pings": model.requests_usd(pings) + model.on_demand_usd(pings * ping_gb_s),
+        }
+
+    return _estimate("warmer", model.week_parts(per_hour), model.hours, colds)
+
+
+def _provisioned(model: _Model) -> StrategyEstimate:
+    levels = provisioned_levels(model.settings)
+    colds = [
+        _cold_starts(hour, levels[slot], model.assumptions) for slot, hour in enumerate(model.hours)
+    ]
+    prices, init_s = model.prices, model.assumptions.init_ms / 1000
+
+    def per_hour(hour: _Hour, slot: int) -> dict[str, float]:
+        # Requests spread evenly over the environments needed; those beyond the provisioned
+        # level are served (and started) on demand.
+        served = min(1.0, levels[slot] / hour.needed) if hour.needed else 1.0
+        gb_s = model.duration_gb_s(hour.requests)
+        return {
+            "requests": model.requests_usd(hour.requests),
+            "provisioned concurrency": levels[slot]
+            * model.api_gb
+            * 3600
+            * prices.provisioned_gb_second_usd,
+            "duration (provisioned)": gb_s * served * prices.provisioned_duration_gb_second_usd,
+            "duration (on-demand spill)": model.on_demand_usd(gb_s * (1 - served)),
+            "init (spill)": model.on_demand_usd(colds[slot] * init_s * model.api_gb),
+        }
+
+    return _estimate("provisioned", model.week_parts(per_hour), model.hours, colds)
+
+
+def _snapstart(model: _Model) -> StrategyEstimate:
+    colds = [_cold_starts(hour, 0, model.assumptions) for hour in model.hours]
+    prices, restore_s = model.prices, model.assumptions.restore_ms / 1000
+
+    def per_hour(hour: _Hour, slot: int) -> dict[str, float]:
+        return {
+            "requests": model.requests_usd(hour.requests),
+            "duration": model.on_demand_usd(model.duration_gb_s(hour.requests)),
+            "cache": model.api_gb * 3600 * prices.snapstart_cache_gb_second_usd,
+            "restores": colds[slot] * model.api_gb * prices.snapstart_restore_gb_usd,
+            "restore duration": model.on_demand_usd(colds[slot] * restore_s * model.api_gb),
+        }
+
+    return _estimate("snapstart", model.week_parts(per_hour), model.hours, colds)
+
+
+_ESTIMATORS: Final[dict[str, Callable[[_Model], StrategyEstimate]]] = {
+    "none": _none,
+    "warmer": _warmer,
+    "provisioned": _provisioned,
+    "snapstart": _snapstart,
+}
+
+
+def _pick(estimates: Sequence[StrategyEstimate], budget: float) -> tuple[str, str]:
+    within = [e for e in estimates if e.worst_hour_cold_percent <= budget]
+    if not within:
+        best = min(estimates, key=lambda e: (e.worst_hour_cold_percent, e.total_usd))
+        return best.strategy, (
+            f"no strategy keeps every hour at or under the {budget:g} % cold-start budget; "
+            f"{best.strategy} comes closest (worst hour {best.worst_hour_cold_percent:.1f} %, "
+            f"${best.total_usd:.2f}/month)"
+        )
+    best = min(within, key=lambda e: e.total_usd)
+    reason = (
+        f"{best.strategy} is the cheapest strategy (${best.total_usd:.2f}/month) whose worst "
+        f"hour stays at or under the {budget:g} % cold-start budget (worst hour "
+        f"{best.worst_hour_cold_percent:.1f} %, month {best.cold_percent:.2f} %)"
+    )
+    cheaper = [e for e in estimates if e.total_usd < best.total_usd]
+    if cheaper:
+        listed = ", ".join(
+            f"{e.strategy} ${e.total_usd:.2f} with a worst hour of "
+            f"{e.worst_hour_cold_percent:.1f} %"
+            for e in cheaper
+        )
+        reason += f"; cheaper but over budget: {listed}"
+    return best.strategy, reason
+
+
+def advise(
+    settings: WarmingSettings,
+    profile: TrafficProfile,
+    assumptions: Assumptions,
+    prices: LambdaPriceTable,
+    *,
+    strategies: Sequence[str] = STRATEGIES,
+    budget_percent: float | None = None,
+) -> Advice:
+    """Estimate each strategy's month and pick the cheapest within the cold-start budget."""
+    if not strategies:
+        raise CostInputError("no strategy to compare")
+    model = _Model(settings, assumptions, prices, tuple(_demand(profile.week(), assumptions)))
+    estimates = tuple(_ESTIMATORS[name](model) for name in strategies)
+    budget = settings.cold_start_alarm_percent if budget_percent is None else budget_percent
+    pick, reason = _pick(estimates, budget)
+    return Advice(estimates, pick, reason, budget)
+
+
+# ------------------------------------------------------------------ output
+def assumption_lines(assumptions: Assumptions, advice: Advice) -> list[str]:
+    """The model's assumptions in words, for the table and the JSON output."""
+    a = assumptions
+    return [
+        f"month = {MONTH_HOURS:g} h (8,760 h / 12), 5 weekdays and 2 weekend days a week; "
+        "profile hours and schedules in UTC",
+        f"a real request bills {a.billed_ms:g} ms (--billed-ms); an on-demand cold start adds "
+        f"its {a.init_ms:g} ms init (--init-ms; INIT is billed since 2025-08-01), a SnapStart "
+        f"one {a.restore_ms:g} ms of restore (--restore-ms) plus the restore charge",
+        f"environments needed in an hour = ceil(requests x billed s / 3600 x burst "
+        f"{a.burst_factor:g}) (--burst-factor), at least 1 when there is traffic; an "
+        "environment of the hour before stays warm if it saw a request at least every idle "
+        "lifetime; more environments than are warm cost one cold start each",
+        f"an environment idles out after {a.idle_minutes:g} min (--idle-minutes; AWS documents "
+        "no figure); with nothing held warm, a request after a longer gap is cold: a share "
+        "exp(-requests/hour x idle/60) of the hour's requests (Poisson arrivals); Lambda's own "
+        "recycling of environments is not modelled",
+        f"warmer: each tick bills hold {a.hold_ms:g} ms on each pinged API environment and "
+        f"hold + {a.warmer_overhead_ms:g} ms on the warmer; a schedule keeps N warm only in "
+        "hours where it ticks at least once per idle lifetime; the first ticks after a deploy "
+        "(their inits) are not counted",
+        "provisioned: the scheduled level (business-hours crons) is paid every hour; requests "
+        "beyond it (environments needed above the level) run and start on demand; target "
+        "tracking above the floor is not modelled",
+        "snapstart: one published version cached all month (superseded versions still cached "
+        "are extra: delete them); cold starts as with none, each a restore instead of an init",
+        f"pick: the cheapest strategy whose worst hour keeps cold starts at or under "
+        f"{advice.budget_percent:g} % of real requests (default: the ApiColdStartRateAlarm "
+        "threshold; --max-cold-rate)",
+        "prices: us-east-1 list prices, first tier, no free tier, no Savings Plans",
+    ]
+
+
+def _table(
+    settings: WarmingSettings,
+    advice: Advice,
+    assumptions: Assumptions,
+    prices: LambdaPriceTable,
+    header: str,
+) -> str:
+    lines = [
+        header,
+        f"ApiFunction {settings.api_memory_mb} MB, WarmerFunction {settings.warmer_memory_mb} MB,"
+        f" {settings.architecture}, {settings.region}; deployed strategy: "
+        f"{settings.deployed_strategy}",
+        f"warmer N {settings.offpeak_concurrency} on {settings.offpeak_schedule}, "
+        f"N {settings.peak_concurrency} on {settings.peak_schedule}; provisioned "
+        f"{settings.provisioned_business_hours} from {settings.business_start_cron} to "
+        f"{settings.business_end_cron}, else {settings.provisioned_off_hours}",
+        f"real requests per month: {advice.estimates[0].requests:,.0f}",
+        "",
+        f"{'strategy':<12} {'USD/month':>10} {'cold starts':>12} {'cold rate':>10} "
+        f"{'worst hour':>11}",
+    ]
+    for e in advice.estimates:
+        lines.append(
+            f"{e.strategy:<12} {e.total_usd:>10.2f} {e.cold_starts:>12,.0f} "
+            f"{e.cold_percent:>9.2f}% {e.worst_hour_cold_percent:>10.1f}%"
+        )
+    lines += ["", "USD/month by part:"]
+    for e in advice.estimates:
+        parts = ", ".join(f"{name} {usd:.4f}" for name, usd in e.parts)
+        lines.append(f"  {e.strategy}: {parts}")
+    lines += ["", f"Pick: {advice.pick}: {advice.reason}.", ""]
+    lines.append(f"Prices: {prices.architecture}, {prices.source}, checked {prices.checked}")
+    lines.append("Assumptions:")
+    lines += [f"  - {line}" for line in assumption_lines(assumptions, advice)]
+    return "\n".join(lines)
+
+
+def _json(
+    settings: WarmingSettings,
+    advice: Advice,
+    assumptions: Assumptions,
+    prices: LambdaPriceTable,
+    profile_path: Path,
+) -> str:
+    return json.dumps(
+        {
+            "settings": asdict(settings),
+            "assumptions": asdict(assumptions),
+            "profile": _shown(profile_path),
+            "month_hours": MONTH_HOURS,
+            "prices": asdict(prices),
+            "strategies": [
+                {
+                    "strategy": e.strategy,
+                    "total_usd": round(e.total_usd, 6),
+                    "parts_usd": {name: round(usd, 6) for name, usd in e.parts},
+                    "requests": round(e.requests, 3),
+                    "cold_starts": round(e.cold_starts, 3),
+                    "cold_start_percent": round(e.cold_percent, 4),
+                    "worst_hour_cold_start_percent": round(e.worst_hour_cold_percent, 4),
+                }
+                for e in advice.estimates
+            ],
+            "budget_percent": advice.budget_percent,
+            "pick": advice.pick,
+            "reason": advice.reason,
+            "assumption_notes": assumption_lines(assumptions, advice),
+        },
+        indent=2,
+    )
+
+
+# ------------------------------------------------------------------ command line
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warming_cost",
+        description=__doc__,
+        epilog="Exit 0 with the advice, 2 on bad input (the message names what is wrong).",
+    )
+    parser.add_argument(
+        "--config-env",
+        default=None,
+        help="samconfig.toml environment whose parameter_overrides apply, e.g. dev or prod",
+    )
+    parser.add_argument("--profile-file", type=Path, default=DEFAULT_PROFILE)
+    parser.add_argument("--template", type=Path, default=TEMPLATE, help=argparse.SUPPRESS)
+    parser.add_argument("--samconfig", type=Path, default=SAMCONFIG, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter after samconfig, e.g. WarmerConcurrency=2",
+    )
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        choices=STRATEGIES,
+        help="compare only these strategies (repeat); all four by default",
+    )
+    parser.add_argument(
+        "--max-cold-rate",
+        type=_non_negative,
+        help="cold-start budget in %% of real requests in the worst hour (default: the alarm's)",
+    )
+    defaults = Assumptions()
+    for item in fields(Assumptions):
+        flag = "--" + item.name.replace("_", "-")
+        parser.add_argument(flag, type=_non_negative, default=getattr(defaults, item.name))
+    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    overrides: dict[str, str] = {}
+    region = "us-east-1"
+    if args.config_env is not None:
+        overrides, region = read_samconfig_overrides(args.samconfig, args.config_env)
+    for item in args.parameter:
+        name, equals, value = str(item).partition("=")
+        if not equals or not name:
+            raise CostInputError(f"--parameter {item!r} is not NAME=VALUE")
+        overrides[name] = value
+    return overrides, region
+
+
+def _assumptions(args: argparse.Namespace) -> Assumptions:
+    base = Assumptions()
+    assumptions = replace(base, **{f.name: getattr(args, f.name) for f in fields(base)})
+    if assumptions.idle_minutes <= 0 or assumptions.burst_factor <= 0:
+        raise CostInputError("--idle-minutes and --burst-factor must be > 0")
+    return assumptions
+
+
+def _shown(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`make warming-cost`: print the advice; exit 2 with a message on bad input."""
+    args = _parser().parse_args(argv)
+    try:
+        overrides, region = _overrides(args)
+        settings = read_settings(args.template, overrides, region)
+        prices = lambda_price_table(settings.architecture, settings.region)
+        profile = load_profile(args.profile_file)
+        assumptions = _assumptions(args)
+        strategies = tuple(dict.fromkeys(args.strategy or STRATEGIES))
+        advice = advise(
+            settings,
+            profile,
+            assumptions,
+            prices,
+            strategies=strategies,
+            budget_percent=args.max_cold_rate,
+        )
+    except (CostInputError, PriceError) as exc:
+        print(f"warming_cost: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(_json(settings, advice, assumptions, prices, args.profile_file))
+    else:
+        where = f"samconfig env {args.config_env!r}" if args.config_env else "template defaults"
+        header = f"Warming cost advice: {where}, profile {_shown(args.profile_file)}"
+        print(_table(settings, advice, assumptions, prices, header))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
