@@ -221,7 +221,7 @@ def read_samconfig_overrides(samconfig: Path, config_env: str) -> tuple[dict[str
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CostInputError(f"{samconfig}: cannot be read ({exc})") from exc
     section = config.get(config_env)
-    if not isinstance(section, dict) or config_env == "version":
+    if not isinstance(section, dict):
         known = ", ".join(sorted(k for k, v in config.items() if isinstance(v, dict)))
         raise CostInputError(f"unknown --config-env {config_env!r} in {samconfig} ({known})")
     deploy = section.get("deploy", {}).get("parameters", {})
@@ -305,10 +305,13 @@ def read_settings(
             "schedule in UTC; estimate with UTC and shift the profile instead"
         )
 
-    def whole(name: str, minimum: int = 1) -> int:
+    def text(name: str) -> str:
         if name not in parameters:
-            raise CostInputError(f"the template has no parameter {name}")
-        return _whole(parameters[name], name, minimum)
+            raise CostInputError(f"the template has no parameter {name} (or it has no default)")
+        return parameters[name]
+
+    def whole(name: str, minimum: int = 1) -> int:
+        return _whole(text(name), name, minimum)
 
     def memory(logical_id: str) -> int:
         raw = _function(template, logical_id).get("MemorySize", 128)
@@ -327,12 +330,12 @@ def read_settings(
         warmer_memory_mb=memory("WarmerFunction"),
         offpeak_concurrency=whole("WarmerConcurrency"),
         peak_concurrency=whole("WarmerPeakConcurrency"),
-        offpeak_schedule=parameters["WarmerOffPeakSchedule"],
-        peak_schedule=parameters["WarmerPeakSchedule"],
+        offpeak_schedule=text("WarmerOffPeakSchedule"),
+        peak_schedule=text("WarmerPeakSchedule"),
         provisioned_business_hours=whole("ProvisionedConcurrencyBusinessHours"),
         provisioned_off_hours=whole("ProvisionedConcurrencyOffHours"),
-        business_start_cron=parameters["BusinessHoursStartCron"],
-        business_end_cron=parameters["BusinessHoursEndCron"],
+        business_start_cron=text("BusinessHoursStartCron"),
+        business_end_cron=text("BusinessHoursEndCron"),
         cold_start_alarm_percent=alarm_percent,
         deployed_strategy=parameters.get("WarmingStrategy", "none"),
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -305,6 +308,25 @@ def test_bad_parameters_are_refused_by_name(overrides: dict[str, str], message: 
         read_settings(TEMPLATE, overrides)
 
 
+def test_a_template_without_the_warming_parameters_is_refused_by_name(tmp_path: Path) -> None:
+    # given a template whose functions and alarm exist but declares no warmer schedule
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Parameters:\n"
+        "  Architecture: {Type: String, Default: arm64}\n"
+        "Globals:\n"
+        "  Function:\n"
+        "    Architectures: [!Ref Architecture]\n"
+        "Resources:\n"
+        "  ApiFunction: {Type: AWS::Serverless::Function, Properties: {MemorySize: 512}}\n"
+        "  WarmerFunction: {Type: AWS::Serverless::Function, Properties: {MemorySize: 256}}\n"
+        "  ApiColdStartRateAlarm: {Type: AWS::CloudWatch::Alarm, Properties: {Threshold: 5}}\n"
+    )
+
+    with pytest.raises(CostInputError, match="no parameter WarmerConcurrency"):
+        read_settings(template, {})
+
+
 # ------------------------------------------------------------------ traffic profiles
 def _profile(tmp_path: Path, document: object) -> Path:
     path = tmp_path / "profile.json"
@@ -420,3 +442,22 @@ def test_a_negative_assumption_is_refused_by_argparse(capsys: pytest.CaptureFixt
 
     assert raised.value.code == 2
     assert "must be a number >= 0" in capsys.readouterr().err
+
+
+def test_the_script_runs_on_its_own() -> None:
+    # given the script as make warming-cost runs it (PYTHONPATH=scripts, no network)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    command = [sys.executable, str(REPO / "scripts" / "warming_cost.py"), "--config-env", "dev"]
+
+    # when it runs, and again with an unknown environment
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    failed = subprocess.run(
+        [*command[:-1], "qa"], env=env, capture_output=True, text=True, check=False
+    )
+
+    # then it prints the advice (exit 0), and refuses the unknown environment by name (exit 2)
+    assert done.returncode == 0, done.stderr
+    assert "Pick: warmer" in done.stdout
+    assert failed.returncode == 2
+    assert "unknown --config-env 'qa'" in failed.stderr
+    assert failed.stdout == ""
