@@ -531,12 +531,10 @@ def _provisioned(model: _Model) -> StrategyEstimate:
         # level are served (and started) on demand.
         served = min(1.0, levels[slot] / hour.needed) if hour.needed else 1.0
         gb_s = model.duration_gb_s(hour.requests)
+        kept_gb_s = levels[slot] * model.api_gb * 3600
         return {
             "requests": model.requests_usd(hour.requests),
-            "provisioned concurrency": levels[slot]
-            * model.api_gb
-            * 3600
-            * prices.provisioned_gb_second_usd,
+            "provisioned concurrency": kept_gb_s * prices.provisioned_gb_second_usd,
             "duration (provisioned)": gb_s * served * prices.provisioned_duration_gb_second_usd,
             "duration (on-demand spill)": model.on_demand_usd(gb_s * (1 - served)),
             "init (spill)": model.on_demand_usd(colds[slot] * init_s * model.api_gb),
