@@ -8,25 +8,14 @@ answers None, so that function's costs in the report are null: no figure is ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from aws_prices import PRICE_REGION, PriceError, lambda_price_table
+from aws_prices import PRICE_REGION, LambdaPriceTable, PriceError, lambda_price_table
 
-__all__ = ["LambdaPrices", "cost_per_million", "lambda_prices", "per_million", "price_basis"]
-
-
-@dataclass(frozen=True, slots=True)
-class LambdaPrices:
-    """On-demand Lambda prices for one architecture and region, with where they come from."""
-
-    request_per_million_usd: float
-    gb_second_usd: float
-    source: str
-    date: str
+__all__ = ["cost_per_million", "lambda_prices", "per_million", "price_basis"]
 
 
-def per_million(billed_ms_mean: float, memory_mb: int, prices: LambdaPrices) -> float:
+def per_million(billed_ms_mean: float, memory_mb: int, prices: LambdaPriceTable) -> float:
     """USD per million invocations: requests plus GB-seconds (memory/1024 x billed seconds)."""
     if billed_ms_mean < 0 or memory_mb <= 0:
         raise ValueError("billed duration must be >= 0 and memory > 0")
@@ -34,18 +23,12 @@ def per_million(billed_ms_mean: float, memory_mb: int, prices: LambdaPrices) -> 
     return prices.request_per_million_usd + 1_000_000 * gb_seconds * prices.gb_second_usd
 
 
-def lambda_prices(architecture: str, region: str | None) -> LambdaPrices | None:
-    """The price table's on-demand prices for this architecture and region; None if it has none."""
+def lambda_prices(architecture: str, region: str | None) -> LambdaPriceTable | None:
+    """The price table's prices for this architecture and region; None if it has none."""
     try:
-        table = lambda_price_table(architecture, region or "")
+        return lambda_price_table(architecture, region or "")
     except PriceError:
         return None
-    return LambdaPrices(
-        request_per_million_usd=table.request_per_million_usd,
-        gb_second_usd=table.gb_second_usd,
-        source=table.source,
-        date=table.checked,
-    )
 
 
 def cost_per_million(
@@ -61,4 +44,4 @@ def cost_per_million(
 def price_basis() -> dict[str, Any] | None:
     """Where the prices come from (source and date), for the report."""
     prices = lambda_prices("arm64", PRICE_REGION)
-    return None if prices is None else {"source": prices.source, "date": prices.date}
+    return None if prices is None else {"source": prices.source, "date": prices.checked}

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
-from perftest.cost import LambdaPrices, cost_per_million, lambda_prices, per_million, price_basis
+import pytest
+from aws_prices import PRICES
+
+from perftest.cost import cost_per_million, lambda_prices, per_million, price_basis
 
 # Example prices for the arithmetic only (not a price table): $0.20 per million requests and
 # $0.0000166667 per GB-second.
-EXAMPLE = LambdaPrices(0.20, 0.0000166667, source="test example", date="2026-12-04")
+EXAMPLE = replace(
+    PRICES["x86_64"], request_per_million_usd=0.20, gb_second_usd=0.0000166667, source="example"
+)
 
 
 def test_a_worked_example() -> None:
