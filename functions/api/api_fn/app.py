@@ -26,8 +26,9 @@ from api_fn.params import (
     parse_sync_reason,
 )
 from vulnstats.errors import StorageError
-from vulnstats.ports import RunStatus
+from vulnstats.ports import resumable_run
 from vulnstats.queries import InvalidCursorError, run_view
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -54,8 +55,6 @@ NO_SYNC_MESSAGE: Final = (
     "no sync has completed yet; statistics appear after the first successful run"
 )
 _JSON: Final = "application/json"
-# A latest run in one of these states is resumed by the next start (see vulnstats.sync).
-_RESUMABLE: Final = frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.ABANDONED})
 _COMPACT: Final = (",", ":")
 _LOG: Final = logging.getLogger(__name__)
 _ROUTE_PATTERNS: Final = tuple(
@@ -262,17 +261,14 @@ class _Api:
         holder = self.reader.lock_holder(now)
         if holder is not None:
             raise ConflictError(f"sync run {holder} is in progress", runId=holder)
-        # The sync resumes the latest run if it failed or was abandoned (no lock holds it any
-        # more) instead of starting a new one: promise the id of the run that will really go on.
-        latest = next(iter(self.reader.latest_runs(1)), None)
-        if latest is not None and latest.status in _RESUMABLE:
-            run_id = latest.run_id
-        else:
-            run_id = self.new_run_id(now)
+        # The sync carries on the latest run if it failed or was abandoned (no lock holds it
+        # any more) instead of starting a new one: promise the id of the run that will go on.
+        resumed = resumable_run(next(iter(self.reader.latest_runs(1)), None))
+        run_id = self.new_run_id(now) if resumed is None else resumed.run_id
         from vulnstats.invoker import InvokeError  # noqa: PLC0415 - POST /sync only
 
         try:
-            self.starter()({"action": "sync", "reason": reason, "run_id": run_id})
+            self.starter()(manual_event(reason, run_id))
         except InvokeError:
             self.log.exception("could not start the sync function", extra={"run_id": run_id})
             raise UnavailableError("could not start a sync run; try again later") from None

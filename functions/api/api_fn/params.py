@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from api_fn.errors import BadRequestError
 from vulnstats.models import AssetType, Severity
 from vulnstats.queries import FindingFilter
+from vulnstats.triggers import MAX_REASON
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -35,7 +36,6 @@ DEFAULT_HISTORY_DAYS: Final = 30
 MAX_DAYS: Final = 365
 DEFAULT_RUNS_LIMIT: Final = 20
 MAX_RUNS_LIMIT: Final = 100
-MAX_REASON: Final = 500
 MAX_TEXT: Final = 256
 DEFAULT_REASON: Final = "requested through the API"
 

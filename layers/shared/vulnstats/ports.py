@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +26,7 @@ __all__ = [
     "SnapshotStore",
     "StateItem",
     "StateStore",
+    "resumable_run",
 ]
 
 
@@ -46,6 +47,10 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABANDONED = "abandoned"  # its worker died; found by a later start after the lock lease expired
+
+
+# A latest run in one of these states is carried on by the next start, not replaced by a new one.
+_RESUMABLE: Final = frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.ABANDONED})
 
 
 type Record = Vulnerability | Remediation | Asset
@@ -150,6 +155,19 @@ class LastComplete:
     # Set when the run quarantined remediations: the next run's window starts here at the
     # latest, so a record fixed upstream later is fetched again (the epoch: list them all).
     remediations_retry_from: datetime | None = None
+
+
+def resumable_run(latest: RunRecord | None) -> RunRecord | None:
+    """The run a new start carries on from its checkpoint, or None to start a new run.
+
+    The latest run is carried on unless it succeeded: a failed run resumes where it stopped, and
+    one still marked running whose lock lease has expired (its worker died) is taken over. The
+    sync engine decides with this, and the API with it promises the run id that will really go
+    on. A start never joins a live run: the run lock refuses it first.
+    """
+    if latest is not None and latest.status in _RESUMABLE:
+        return latest
+    return None
 
 
 class RunInProgressError(Exception):
