@@ -22,10 +22,12 @@ __all__ = [
     "HISTORY_PARAMETERS",
     "MAX_REASON",
     "RUNS_PARAMETERS",
+    "STATS_PARAMETERS",
     "FindingListing",
     "check_known",
     "parse_finding_listing",
     "parse_history_days",
+    "parse_include_deactivated",
     "parse_runs_limit",
     "parse_sync_reason",
 ]
@@ -53,7 +55,8 @@ FINDING_PARAMETERS: Final = frozenset(
     }
 )
 _INTEGER: Final = re.compile(r"-?[0-9]{1,9}")
-HISTORY_PARAMETERS: Final = frozenset({"days"})
+STATS_PARAMETERS: Final = frozenset({"includeDeactivated"})
+HISTORY_PARAMETERS: Final = frozenset({"days", "includeDeactivated"})
 RUNS_PARAMETERS: Final = frozenset({"limit"})
 
 
@@ -168,6 +171,11 @@ def parse_history_days(raw: Mapping[str, str] | None) -> int:
     """``days`` of ``GET /stats/history`` (1..365, default 30)."""
     params = check_known(raw, HISTORY_PARAMETERS)
     return _integer(params, "days", DEFAULT_HISTORY_DAYS, 1, MAX_DAYS)
+
+
+def parse_include_deactivated(raw: Mapping[str, str] | None, known: Collection[str]) -> bool:
+    """``includeDeactivated`` (true or false, default false) of a route knowing ``known``."""
+    return bool(_boolean(check_known(raw, known), "includeDeactivated"))
 
 
 def parse_runs_limit(raw: Mapping[str, str] | None) -> int:

@@ -255,9 +255,15 @@ class SnapshotStore(Protocol):
     """Statistics snapshots: the latest, and one per day for trends."""
 
     def put_snapshot(
-        self, snapshot: Mapping[str, Any], *, run_id: str, computed_at: datetime
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        run_id: str,
+        computed_at: datetime,
+        with_deactivated: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store as latest and as the entry of computed_at's UTC day."""
+        """Store as latest and as the entry of computed_at's UTC day; ``with_deactivated`` is
+        the same snapshot counting deactivated findings as open (the API's includeDeactivated)."""
         ...
 
 

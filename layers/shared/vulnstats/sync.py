@@ -442,13 +442,20 @@ class SyncEngine:
         self._done = self._done.plus(deleted=deleted)
         for remediation in self._state.iter_remediations_since(now - _STATS_WINDOW):
             statistics.add_remediation(remediation)
-        snapshot = statistics.result()
-        self._snapshots.put_snapshot(snapshot, run_id=run.run_id, computed_at=now)
+        self._snapshots.put_snapshot(
+            statistics.result(),
+            run_id=run.run_id,
+            computed_at=now,
+            with_deactivated=statistics.result(include_deactivated=True),
+        )
+        # The run ends once its snapshot is stored: finishedAt is that moment, not the
+        # snapshot's computedAt (taken before the deletions and the statistics pass).
+        ended = self._clock()
         finished = replace(
             run,
             status=RunStatus.SUCCEEDED,
-            finished_at=now,
-            updated_at=now,
+            finished_at=ended,
+            updated_at=ended,
             checkpoint=Checkpoint(Phase.DONE),
             counts=run.counts.plus(deleted=deleted),
         )
@@ -457,7 +464,7 @@ class SyncEngine:
             LastComplete(
                 run.run_id,
                 run.started_at,
-                now,
+                ended,
                 remediations_retry_from=self._retry_from(run, run_date),
             )
         )
