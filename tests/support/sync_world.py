@@ -228,13 +228,14 @@ class World:
         )
         return [dict(item) for item in response["Items"]]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, attribute: str = "snapshot") -> dict[str, Any]:
+        """The latest stored snapshot (``snapshot_with_deactivated``: the other variant)."""
         item = self.dynamodb.get_item(
             TableName=self.table,
             Key={"pk": {"S": "STATS"}, "sk": {"S": "LATEST"}},
             ConsistentRead=True,
         )["Item"]
-        snapshot: dict[str, Any] = json.loads(item["snapshot"]["S"])
+        snapshot: dict[str, Any] = json.loads(item[attribute]["S"])
         return snapshot
 
     def keys(self, prefix: str) -> list[str]:
@@ -410,7 +411,7 @@ def expected_statistics(dataset: Dataset, now: datetime) -> dict[str, Any]:
         "openByAssetType": dict(by_asset_type),
         "openByIntegration": dict(by_integration),
         "overdueBySeverity": overdue,
-        "due": {f"within_{days}_days": count for days, count in due.items()},
+        "due": {f"within{days}Days": count for days, count in due.items()},
         "ageing": ageing,
         "fixable": {"fixable": fixable, "notFixable": len(open_findings) - fixable},
         "remediations": remediations,
@@ -423,6 +424,8 @@ def assert_snapshot_is_exact(world: World, dataset: Dataset = DATA) -> None:
     assert stored["totals"]["open"] == expected["open"]
     assert stored["totals"]["noSla"] == expected["noSla"]
     assert stored["totals"]["deactivated"] == expected["deactivated"]
+    every = world.snapshot("snapshot_with_deactivated")["totals"]
+    assert every["open"] == expected["open"] + expected["deactivated"]
     assert stored["openBySeverity"] == expected["openBySeverity"]
     assert {k: v for k, v in stored["openByAssetType"].items() if v} == expected["openByAssetType"]
     assert stored["openByIntegration"] == expected["openByIntegration"]

@@ -31,7 +31,6 @@ from api_fn.params import (
 from vulnstats.errors import StorageError
 from vulnstats.ports import resumable_run
 from vulnstats.queries import InvalidCursorError, run_view
-from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -288,6 +287,7 @@ class _Api:
         resumed = resumable_run(next(iter(self.reader.latest_runs(1)), None))
         run_id = self.new_run_id(now) if resumed is None else resumed.run_id
         from vulnstats.invoker import InvokeError  # noqa: PLC0415 - POST /sync only
+        from vulnstats.triggers import manual_event  # noqa: PLC0415 - POST /sync only
 
         try:
             self.starter()(manual_event(reason, run_id))

@@ -27,7 +27,6 @@ from vulnstats.ports import (
     RunStatus,
     StateItem,
 )
-from vulnstats.stats import upgrade_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -419,8 +418,18 @@ def snapshot_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
         "day": sort_key.removeprefix(_DAY_PREFIX) if sort_key.startswith(_DAY_PREFIX) else None,
         "run_id": values["run_id"],
         "computed_at": values["computed_at"],
-        "snapshot": upgrade_snapshot(json.loads(values["snapshot"])),
+        "snapshot": _current_snapshot(values["snapshot"]),
         "snapshot_with_deactivated": (
-            None if with_deactivated is None else upgrade_snapshot(json.loads(with_deactivated))
+            None if with_deactivated is None else _current_snapshot(with_deactivated)
         ),
     }
+
+
+def _current_snapshot(text: str) -> dict[str, Any]:
+    snapshot: dict[str, Any] = json.loads(text)
+    if "schema_version" in snapshot:
+        # Stored by a version before the camelCase schema: only such reads load the renaming.
+        from vulnstats.stats import upgrade_snapshot  # noqa: PLC0415
+
+        return upgrade_snapshot(snapshot)
+    return snapshot
