@@ -23,12 +23,13 @@ import argparse
 import hashlib
 import json
 import re
-import shlex
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from warming_cost import CostInputError, read_samconfig_overrides
 
 from localstage.template import TemplateError, load_template
 
@@ -70,23 +71,13 @@ def read_deploy_settings(samconfig: Path, config_env: str) -> DeploySettings:
     """Stack name (refused when too long for the template) and parameter overrides of one
     samconfig.toml environment."""
     try:
+        overrides, _region = read_samconfig_overrides(samconfig, config_env)
         config = tomllib.loads(samconfig.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise VersionHashError(f"{samconfig}: cannot be read ({exc})") from exc
-    deploy = config.get(config_env, {}).get("deploy", {}).get("parameters")
-    if not isinstance(deploy, dict):
-        known = ", ".join(sorted(name for name, value in config.items() if isinstance(value, dict)))
-        raise VersionHashError(f"{samconfig}: no [{config_env}.deploy.parameters] (have {known})")
-    overrides: dict[str, str] = {}
-    for token in shlex.split(str(deploy.get("parameter_overrides", ""))):
-        name, equals, value = token.partition("=")
-        if not equals or not name:
-            raise VersionHashError(
-                f"{samconfig} [{config_env}.deploy.parameters] parameter_overrides: "
-                f"{token!r} is not Name=Value"
-            )
-        overrides[name] = value
-    stack_name = str(deploy.get("stack_name", ""))
+    except (CostInputError, OSError, tomllib.TOMLDecodeError) as exc:
+        raise VersionHashError(str(exc)) from exc
+    stack_name = str(
+        config[config_env].get("deploy", {}).get("parameters", {}).get("stack_name", "")
+    )
     if len(stack_name) > MAX_STACK_NAME_LENGTH:
         raise VersionHashError(
             f"{samconfig} [{config_env}.deploy.parameters] stack_name {stack_name!r} has "

@@ -229,7 +229,7 @@ def test_version_hash_refuses_bad_input_in_one_line(
         err = capsys.readouterr().err
         assert code == 2
         assert err.count("\n") == 1
-        assert ("stack_name" in err) if env == "dev" else ("[qa.deploy.parameters]" in err)
+        assert ("stack_name" in err) if env == "dev" else ("'qa'" in err)
 
 
 # ------------------------------------------------------------------ 2. named resources
