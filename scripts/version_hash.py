@@ -7,8 +7,8 @@ after that value instead (its first 10 characters), so this hash covers everythi
 
 - every file of the function's code folder and of each layer folder it uses (no bytecode caches);
 - the function's definition (Globals.Function and its own properties, less what belongs to the
-  alias or the role: Events, Policies, AutoPublishAlias, ProvisionedConcurrencyConfig) and the
-  definitions of its layer resources;
+  alias, the role or the tags: Events, Policies, Tags, AutoPublishAlias,
+  ProvisionedConcurrencyConfig...) and the definitions of its layer resources;
 - the value of every parameter those definitions use, directly or through a condition, and the
   mappings they look values up in.
 
@@ -41,11 +41,14 @@ REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 # names (`<stack>-sync-schedule`) and function names (`<stack>-warmer`) may have 64 characters.
 # tests/template/test_updates.py derives the same figure from the template.
 MAX_STACK_NAME_LENGTH: Final = 50
-# Function properties that configure the alias, the role or the triggers, not a published version.
+# Function properties that configure the alias, the role, the triggers or the tags: none of them is
+# part of a published version.
 _NOT_IN_A_VERSION: Final = frozenset(
     {
         "Events",
         "Policies",
+        "Tags",
+        "PropagateTags",
         "AutoPublishAlias",
         "AutoPublishCodeSha256",
         "ProvisionedConcurrencyConfig",
@@ -103,12 +106,11 @@ def version_hash(
     """SHA-256 (hex) of the function's code, layers, definition and the parameter values it uses."""
     resources = template["Resources"]
     function_node = {
-        "globals": template.get("Globals", {}).get("Function", {}),
-        "properties": {
-            key: value
-            for key, value in resources[function].get("Properties", {}).items()
-            if key not in _NOT_IN_A_VERSION
-        },
+        part: {key: value for key, value in node.items() if key not in _NOT_IN_A_VERSION}
+        for part, node in (
+            ("globals", template.get("Globals", {}).get("Function", {})),
+            ("properties", resources[function].get("Properties", {})),
+        )
     }
     layer_ids = sorted(
         name

@@ -107,6 +107,8 @@ SETTINGS_NEEDING_NONE: Final = {
     "ReserveConcurrency": "false",
     "CustomerManagedKey": "true",
     "ManageApiGatewayAccount": "false",
+    "CostCenter": "platform",
+    "ProjectName": "vulns",
 }
 
 
