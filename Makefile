@@ -104,11 +104,11 @@ validate: $(TOOLS)/sam/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
 # The live alias gets a new version only when ApiVersionHash changes (template.yaml, ApiFunction):
-# scripts/version_hash.py hashes code, layers and settings, and prints samconfig's overrides with
-# the hash added, because sam deploy ignores samconfig's overrides once --parameter-overrides is given.
+# scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
+# overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
 deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy ENV=dev|prod
 	@case "$(ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(ENV)')" >&2; exit 2;; esac
-	overrides="$$(PYTHONPATH=scripts $(PY) scripts/version_hash.py --config-env $(ENV) --parameter-overrides)"; \
+	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(ENV) --parameter-overrides)"; \
 	  $(SAM) deploy --config-env $(ENV) --parameter-overrides "$$overrides"
 
 invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json

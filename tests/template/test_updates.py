@@ -9,8 +9,8 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
-import version_hash
 
+from buildtools import version_hash
 from localstage.template import load_template as load_raw_template
 from tests.template.cfnview import (
     PSEUDO_PARAMETERS,
@@ -192,7 +192,7 @@ def test_make_deploy_passes_samconfigs_overrides_and_the_hash_as_sam_parses_them
         check=True,
     )
     assert '--config-env dev --parameter-overrides "$overrides"' in make.stdout
-    assert "scripts/version_hash.py --config-env dev --parameter-overrides" in make.stdout
+    assert "-m buildtools.version_hash --config-env dev --parameter-overrides" in make.stdout
     assert version_hash.main(["--config-env", "dev", "--parameter-overrides"]) == 0
     printed = capsys.readouterr().out.strip()
     # when SAM CLI's own option type parses it

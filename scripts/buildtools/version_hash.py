@@ -29,14 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from warming_cost import CostInputError, read_samconfig_overrides
-
 from localstage.template import TemplateError, load_template
+from ops.warming_cost import SAMCONFIG, TEMPLATE, CostInputError, read_samconfig_overrides
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 # The longest stack name every fixed-length name of template.yaml leaves room for: EventBridge rule
 # names (`<stack>-sync-schedule`) and function names (`<stack>-warmer`) may have 64 characters.
 # tests/template/test_updates.py derives the same figure from the template.
@@ -207,8 +205,8 @@ def overrides_argument(overrides: Mapping[str, str]) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config-env", required=True, help="samconfig.toml environment, e.g. dev")
-    parser.add_argument("--template", type=Path, default=REPO_ROOT / "template.yaml")
-    parser.add_argument("--samconfig", type=Path, default=REPO_ROOT / "samconfig.toml")
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--samconfig", type=Path, default=SAMCONFIG)
     parser.add_argument(
         "--parameter-overrides",
         action="store_true",
