@@ -680,11 +680,11 @@ class ApiFront:
     lacks gets 403 {"message": "Missing Authentication Token"} (REST APIs never answer 404
     themselves), whatever the method (TRACE, or one HTTP does not know); a URL over 10240
     characters gets 414 and headers over 10240 bytes 431, a request that does not parse 400,
-    each in the gateway's JSON shape; a key-required route without a known ``x-api-key`` gets 403 Forbidden; a body
-    over 10 MB gets 413; a function error (its own timeout included), a malformed proxy
-    response or a runtime failure gets 502 "Internal server error"; a throttled invoke gets
-    429; an invocation longer than the integration timeout (29 s) gets 504 while the function
-    runs on. Gateway responses carry x-amzn-ErrorType; every answer x-amzn-RequestId (the
+    each in the gateway's JSON shape; a key-required route without a known ``x-api-key`` gets
+    403 Forbidden; a body over 10 MB gets 413; a function error (its own timeout included), a
+    malformed proxy response or a runtime failure gets 502 "Internal server error"; a throttled
+    invoke gets 429; an invocation longer than the integration timeout (29 s) gets 504 while the
+    function runs on. Gateway responses carry x-amzn-ErrorType; every answer x-amzn-RequestId (the
     event's requestContext.requestId), x-amz-apigw-id and X-Amzn-Trace-Id.
 
     Local differences: paths are served without the /<stage> prefix; no usage-plan quotas or
