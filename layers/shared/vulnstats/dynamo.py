@@ -16,6 +16,7 @@ from vulnstats.items import (
     ENTITY_PK,
     LAST_COMPLETE_KEY,
     LOCK_KEY,
+    NEXT_KEY,
     PK_RUN,
     PK_STATS,
     REMDATE,
@@ -403,6 +404,56 @@ class DynamoStore:
             _LOG.info("lock not held by this run", extra={"run_id": run_id})
         except botocore.exceptions.BotoCoreError as exc:
             raise self._error("DeleteItem (lock)", exc) from exc
+
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str:
+        """Name run_id the next run unless a live claim names another; the next run's id."""
+        now_epoch = int(now.timestamp())
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **NEXT_KEY,
+                    "run_id": {"S": run_id},
+                    "lease_until": {"N": str(now_epoch + lease_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #lease < :now OR #run = :me",
+                ExpressionAttributeNames={"#pk": "pk", "#lease": "lease_until", "#run": "run_id"},
+                ExpressionAttributeValues={":now": {"N": str(now_epoch)}, ":me": {"S": run_id}},
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != _CONDITION_FAILED:
+                raise self._error("PutItem (next run)", exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error("PutItem (next run)", exc) from exc
+        else:
+            return run_id
+        # Another request named the next run first; a claim is only dropped when its run starts,
+        # and then a new claim is welcome: name whoever holds it now.
+        return self.next_run(now) or self.claim_next(run_id, now, lease_seconds)
+
+    def next_run(self, now: datetime) -> str | None:
+        """The run named next by a live claim, or None (one consistent GetItem)."""
+        item = self._get("GetItem (next run)", NEXT_KEY)
+        if item is None or int(float(item.get("lease_until", {}).get("N", "0"))) < now.timestamp():
+            return None
+        run_id = item.get("run_id", {}).get("S")
+        return None if run_id is None else str(run_id)
+
+    def clear_next(self, run_id: str) -> None:
+        """Drop the next-run claim if run_id holds it (its run has started)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=NEXT_KEY,
+                ConditionExpression="#run = :me",
+                ExpressionAttributeNames={"#run": "run_id"},
+                ExpressionAttributeValues={":me": {"S": run_id}},
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != _CONDITION_FAILED:
+                raise self._error("DeleteItem (next run)", exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error("DeleteItem (next run)", exc) from exc
 
     def last_complete(self) -> LastComplete | None:
         """The latest complete run, if any."""

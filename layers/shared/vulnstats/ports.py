@@ -242,6 +242,23 @@ class RunStore(Protocol):
         """Release the lock if run_id holds it (no error otherwise)."""
         ...
 
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str:
+        """Name run_id the next run (the one queued requests are coalesced into).
+
+        Succeeds when no next run is named, its claim has expired, or run_id already holds it
+        (its claim is then renewed until now + lease_seconds). Returns the id that is the next
+        run after the call: run_id, or the run another request named first.
+        """
+        ...
+
+    def next_run(self, now: datetime) -> str | None:
+        """The run named next by a live claim, or None."""
+        ...
+
+    def clear_next(self, run_id: str) -> None:
+        """Drop the claim if run_id holds it: that run has started (no error otherwise)."""
+        ...
+
     def last_complete(self) -> LastComplete | None:
         """The latest complete run, if any."""
         ...

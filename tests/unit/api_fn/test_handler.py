@@ -13,7 +13,10 @@ from lambda_process import LAMBDA_ENV, run_handler
 
 REPO = Path(__file__).resolve().parents[3]
 PATH = [REPO / "functions" / "api", REPO / "layers" / "shared"]
-API_ENV = {"TABLE_NAME": "state", "SYNC_FUNCTION_NAME": "sync"}
+API_ENV = {
+    "TABLE_NAME": "state",
+    "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/sync-requests",
+}
 
 # Imports the handler in a fresh interpreter and reports what init loaded and created.
 _PROBE = """
@@ -58,7 +61,7 @@ def test_init_creates_only_the_dynamodb_client_and_freezes_the_heap() -> None:
     assert state["frozen"] > 0
     modules = set(state["modules"])
     # nothing only some routes (or no route) need
-    for heavy in ("boto3", "requests", "aws_xray_sdk", "vulnstats.sync", "vulnstats.invoker"):
+    for heavy in ("boto3", "requests", "aws_xray_sdk", "vulnstats.sync", "vulnstats.queue"):
         assert heavy not in modules, heavy
     assert state["tracer"] is False
     # the priming read was tried (the test endpoint is closed) and its failure only logged

@@ -1,0 +1,130 @@
+"""The SyncRequests consumer: one SQS batch in, the sync run per message, partial failures out.
+
+The policy (docs/sync.md, "Requests through a queue"): a message that is not a trigger fails
+once and reaches the dead-letter queue after maxReceiveCount; a message being handled stays
+invisible until the invocation's deadline plus a margin, so a dead worker's message comes back
+soon after it died; a request refused because another run is live is coalesced into the next
+run, whose one message is deferred (sent again with a delay), never failed into the DLQ.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from vulnstats.sync import new_run_id
+from vulnstats.triggers import (
+    InvalidTriggerError,
+    InvocationStatus,
+    ManualTrigger,
+    parse_message,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from vulnstats.ports import RunStore
+    from vulnstats.queue import SyncQueue
+    from vulnstats.triggers import Trigger
+
+__all__ = ["ConsumerPolicy", "RequestConsumer"]
+
+_LOG: Final = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerPolicy:
+    """Timings of the consumer (the sync function's settings fill it)."""
+
+    deadline_margin_seconds: float = 30.0  # a message in hand stays hidden to deadline + this
+    retry_seconds: float = 960.0  # a duplicate in progress: try again after its deadline
+    next_claim_seconds: int = 3600  # how long a promised next run stays named without news
+    default_defer_seconds: float = 60.0  # a refusal that did not say when the live run ends
+    # A message that is not a trigger is received again this soon (not after the queue's 90-min
+    # visibility timeout), so it reaches the DLQ after maxReceiveCount within minutes.
+    reject_retry_seconds: float = 10.0
+
+
+class RequestConsumer:
+    """Handles the records of one SQS event; ``run`` handles one trigger (the sync engine)."""
+
+    def __init__(
+        self,
+        *,
+        queue: SyncQueue,
+        runs: RunStore,
+        run: Callable[[Trigger], Mapping[str, Any]],
+        remaining_seconds: Callable[[], float],
+        policy: ConsumerPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        run_id_factory: Callable[[datetime], str] = new_run_id,
+    ) -> None:
+        """Wire the queue, the run store and the trigger runner of this invocation."""
+        self._queue = queue
+        self._runs = runs
+        self._run = run
+        self._remaining = remaining_seconds
+        self._policy = policy or ConsumerPolicy()
+        self._clock = clock
+        self._new_run_id = run_id_factory
+
+    def handle(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The partial batch response: the ids of the messages to receive again."""
+        failures = [
+            {"itemIdentifier": str(record.get("messageId", ""))}
+            for record in records
+            if not self._handle_one(record)
+        ]
+        return {"batchItemFailures": failures}
+
+    def _handle_one(self, record: Mapping[str, Any]) -> bool:
+        message_id = str(record.get("messageId", ""))
+        attributes = record.get("attributes") or {}
+        context = {
+            "message_id": message_id,
+            "receive_count": attributes.get("ApproximateReceiveCount"),
+        }
+        receipt = str(record.get("receiptHandle", ""))
+        body = record.get("body")
+        try:
+            trigger = parse_message(body if isinstance(body, str) else "")
+        except InvalidTriggerError as exc:
+            # Failed, not dropped: after maxReceiveCount receives SQS moves it to the DLQ, where
+            # the DLQ tool shows it with this reason; the messages behind it go on meanwhile.
+            _LOG.error("message is not a sync trigger", extra={**context, "reason": str(exc)})
+            self._queue.hide(receipt, self._policy.reject_retry_seconds)
+            return False
+        # Lambda kills the invocation at its deadline: if it dies sooner, the message is back
+        # then plus the margin, and the lease and idempotency record have expired by then.
+        self._queue.hide(receipt, self._remaining() + self._policy.deadline_margin_seconds)
+        answer = self._run(trigger)
+        status = answer.get("status")
+        if status == InvocationStatus.DUPLICATE:
+            _LOG.info("message deferred: the same trigger is being handled", extra=context)
+            self._queue.hide(receipt, self._policy.retry_seconds)
+            return False
+        if status == InvocationStatus.REFUSED and isinstance(trigger, ManualTrigger):
+            self._defer(trigger, answer, context)
+        return True
+
+    def _defer(
+        self, trigger: ManualTrigger, answer: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> None:
+        """Coalesce a person's request into the next run while another run is live."""
+        now = self._clock()
+        wanted = trigger.run_id or self._new_run_id(now)
+        named = self._runs.claim_next(wanted, now, self._policy.next_claim_seconds)
+        if named != wanted:
+            _LOG.info(
+                "request coalesced into the next run",
+                extra={**context, "run_id": named, "live_run": answer.get("run_id")},
+            )
+            return
+        delay = answer.get("retry_after") or self._policy.default_defer_seconds
+        self._queue.send(ManualTrigger(trigger.reason, wanted).to_event(), delay_seconds=delay)
+        _LOG.info(
+            "request deferred until the live run ends",
+            extra={**context, "run_id": wanted, "live_run": answer.get("run_id"), "delay": delay},
+        )
