@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from localstage.apigw import start_api_front
-from localstage.aws import aws_environment, prepare_local_stack, start_moto
+from localstage.aws import aws_environment, local_client, prepare_local_stack, start_moto
 from localstage.invoke_api import start_invoke_api
 from localstage.ports import probe_port
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
+from localstage.sqs_source import QueueTarget, SqsEventSource, SqsSources, concurrency_of
+from localstage.template import local_arn
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
 
@@ -102,6 +104,7 @@ class LocalStage:
         self.runtime: LocalRuntime | None = None
         self.standin: StandIn | None = None
         self.scheduler: Scheduler | None = None
+        self.sqs_sources: SqsSources | None = None
         self.urls: dict[str, str] = {}
 
     def __enter__(self) -> LocalStage:
@@ -187,6 +190,7 @@ class LocalStage:
             schedules, runtime, function_names=names, stack_name=stack.stack_name
         )
         self._stack.callback(self.scheduler.stop)
+        self.sqs_sources = self._start_sqs_sources(stack, physical, runtime, moto.endpoint_url)
         self.urls = {
             "api": front.url,
             "invoke": invoke_api.endpoint_url,
@@ -194,6 +198,40 @@ class LocalStage:
             "vanta": standin.url,
         }
         self._write_state()
+
+    def _start_sqs_sources(
+        self, stack: StackSpec, physical: Mapping[str, str], runtime: LocalRuntime, endpoint: str
+    ) -> SqsSources:
+        """Poll every SQS event of the template's functions, as Lambda's event sources do."""
+        region = self.config.region
+
+        def client() -> Any:
+            return local_client("sqs", endpoint, region)
+
+        sources = [
+            SqsEventSource(
+                source,
+                runtime,
+                QueueTarget(
+                    url=physical[source.queue],
+                    arn=local_arn(
+                        _QUEUE,
+                        stack.resources[source.queue].physical_name,
+                        region=region,
+                        account_id=stack.account_id,
+                    ),
+                    region=region,
+                ),
+                sqs_client=client,
+                concurrency=concurrency_of(source, spec.reserved_concurrency),
+            )
+            for spec in stack.functions.values()
+            for source in spec.sqs_sources
+        ]
+        pollers = SqsSources(sources)
+        pollers.start()
+        self._stack.callback(pollers.stop)
+        return pollers
 
     def _write_state(self) -> None:
         path = self.config.state_file

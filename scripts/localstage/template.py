@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from localstage.spec import ApiRoute, FunctionSpec, ResourceSpec, ScheduleSpec, StackSpec
+from localstage.spec import (
+    ApiRoute,
+    FunctionSpec,
+    ResourceSpec,
+    ScheduleSpec,
+    SqsSourceSpec,
+    StackSpec,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -806,6 +813,7 @@ class _Reader:
             layer_dirs=layer_dirs,
             routes=tuple(self.routes(logical_id, raw.get("Events"), f"{base}.Events")),
             schedules=tuple(self.schedules(logical_id, raw.get("Events"), f"{base}.Events")),
+            sqs_sources=tuple(self.sqs_sources(logical_id, raw.get("Events"), f"{base}.Events")),
             dead_letter_queue=self.dead_letter_queue(
                 raw.get("DeadLetterQueue"), f"{base}.DeadLetterQueue"
             ),
@@ -889,7 +897,7 @@ class _Reader:
 
     def routes(self, logical_id: str, raw_events: Any, path: str) -> Iterator[ApiRoute]:
         for name, event_type, properties in self.events(raw_events, path):
-            if event_type in ("Schedule", "ScheduleV2"):
+            if event_type in ("Schedule", "ScheduleV2", "SQS"):
                 continue
             if event_type != "Api":
                 self.context.warnings.append(
@@ -986,6 +994,41 @@ class _Reader:
                 enabled=enabled,
             )
 
+    def sqs_sources(self, logical_id: str, raw_events: Any, path: str) -> Iterator[SqsSourceSpec]:
+        for name, event_type, properties in self.events(raw_events, path):
+            if event_type != "SQS":
+                continue
+            event_path = f"{path}.{name}.Properties"
+            queue = self.queue_of(properties.get("Queue"))
+            if queue is None:
+                raise TemplateError(
+                    f"{event_path}.Queue: {properties.get('Queue')!r} is not one of the "
+                    "template's queues"
+                )
+            scaling = properties.get("ScalingConfig") or {}
+            maximum = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
+            yield SqsSourceSpec(
+                function=logical_id,
+                name=name,
+                queue=queue,
+                batch_size=_as_int(properties.get("BatchSize", 10), f"{event_path}.BatchSize"),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (properties.get("FunctionResponseTypes") or []),
+                maximum_concurrency=(
+                    None
+                    if maximum is None
+                    else _as_int(maximum, f"{event_path}.ScalingConfig.MaximumConcurrency")
+                ),
+                enabled=_is_true(properties.get("Enabled", True)),
+            )
+
+    def queue_of(self, arn: Any) -> str | None:
+        """The logical id of the template's queue with this ARN, or None."""
+        for queue_id, resource in self.context.resources.items():
+            if resource.get("Type") == "AWS::SQS::Queue" and self.context.arn(queue_id) == arn:
+                return queue_id
+        return None
+
     def dead_letter_queue(self, raw: Any, path: str) -> str | None:
         if raw is None:
             return None
@@ -995,9 +1038,9 @@ class _Reader:
         if not isinstance(config, dict) or "TargetArn" not in config:
             raise TemplateError(f"{path}: needs Type and TargetArn")
         target = config["TargetArn"]
-        for queue_id, resource in self.context.resources.items():
-            if resource.get("Type") == "AWS::SQS::Queue" and self.context.arn(queue_id) == target:
-                return queue_id
+        queue_id = self.queue_of(target)
+        if queue_id is not None:
+            return queue_id
         self.context.warnings.append(
             f"{path}: target {target} is not one of the template's queues; "
             "no local dead-letter queue"
