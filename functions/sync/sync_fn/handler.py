@@ -70,7 +70,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """
     records = event.get("Records") if isinstance(event, dict) else None
     if isinstance(records, list):
-        consumer = build_consumer(settings, context, lambda trigger: _handle(trigger, context))
+        consumer = build_consumer(
+            settings, context, lambda trigger: _handle(trigger, context), logger
+        )
         return consumer.handle(records)
     return _handle(parse_trigger(event), context)
 

@@ -99,7 +99,10 @@ def build_engine(
 
 
 def build_consumer(
-    settings: SyncSettings, context: Any, run: Callable[[Trigger], dict[str, Any]]
+    settings: SyncSettings,
+    context: Any,
+    run: Callable[[Trigger], dict[str, Any]],
+    logger: Any,
 ) -> RequestConsumer:
     """The SyncRequests consumer of one invocation; ``run`` handles one trigger."""
     return RequestConsumer(
@@ -111,4 +114,5 @@ def build_consumer(
             deadline_margin_seconds=settings.deadline_margin_seconds,
             retry_seconds=float(settings.lock_lease_seconds),
         ),
+        logger=logger,
     )

@@ -4,7 +4,8 @@ The policy (docs/sync.md, "Requests through a queue"): a message that is not a t
 once and reaches the dead-letter queue after maxReceiveCount; a message being handled stays
 invisible until the invocation's deadline plus a margin, so a dead worker's message comes back
 soon after it died; a request refused because another run is live is coalesced into the next
-run, whose one message is deferred (sent again with a delay), never failed into the DLQ.
+run, whose one message is deferred (sent again with a delay), never failed into the DLQ, and
+sent at once when the live run ends.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["ConsumerPolicy", "RequestConsumer"]
 
 _LOG: Final = logging.getLogger(__name__)
+# A run ended with one of these: the lock is free for the next run.
+_ENDED: Final = frozenset({InvocationStatus.SUCCEEDED, InvocationStatus.FAILED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +44,12 @@ class ConsumerPolicy:
     deadline_margin_seconds: float = 30.0  # a message in hand stays hidden to deadline + this
     retry_seconds: float = 960.0  # a duplicate in progress: try again after its deadline
     next_claim_seconds: int = 3600  # how long a promised next run stays named without news
-    default_defer_seconds: float = 60.0  # a refusal that did not say when the live run ends
+    # A deferred request looks again after the live run's lease, at most this long: the run's
+    # end queues the next run at once anyway; this is the safety net when that message is lost.
+    max_defer_seconds: float = 60.0
     # A message that is not a trigger is received again this soon (not after the queue's 90-min
     # visibility timeout), so it reaches the DLQ after maxReceiveCount within minutes.
-    reject_retry_seconds: float = 10.0
+    reject_retry_seconds: float = 5.0
 
 
 class RequestConsumer:
@@ -60,8 +65,13 @@ class RequestConsumer:
         policy: ConsumerPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         run_id_factory: Callable[[datetime], str] = new_run_id,
+        logger: Any = None,
     ) -> None:
-        """Wire the queue, the run store and the trigger runner of this invocation."""
+        """Wire the queue, the run store and the trigger runner of this invocation.
+
+        ``logger`` is the function's Powertools Logger (structured lines with their extras);
+        None logs through the standard library.
+        """
         self._queue = queue
         self._runs = runs
         self._run = run
@@ -69,6 +79,7 @@ class RequestConsumer:
         self._policy = policy or ConsumerPolicy()
         self._clock = clock
         self._new_run_id = run_id_factory
+        self._log = _LOG if logger is None else logger
 
     def handle(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The partial batch response: the ids of the messages to receive again."""
@@ -93,7 +104,7 @@ class RequestConsumer:
         except InvalidTriggerError as exc:
             # Failed, not dropped: after maxReceiveCount receives SQS moves it to the DLQ, where
             # the DLQ tool shows it with this reason; the messages behind it go on meanwhile.
-            _LOG.error("message is not a sync trigger", extra={**context, "reason": str(exc)})
+            self._log.error("message is not a sync trigger", extra={**context, "reason": str(exc)})
             self._queue.hide(receipt, self._policy.reject_retry_seconds)
             return False
         # Lambda kills the invocation at its deadline: if it dies sooner, the message is back
@@ -102,12 +113,23 @@ class RequestConsumer:
         answer = self._run(trigger)
         status = answer.get("status")
         if status == InvocationStatus.DUPLICATE:
-            _LOG.info("message deferred: the same trigger is being handled", extra=context)
+            self._log.info("message deferred: the same trigger is being handled", extra=context)
             self._queue.hide(receipt, self._policy.retry_seconds)
             return False
         if status == InvocationStatus.REFUSED and isinstance(trigger, ManualTrigger):
             self._defer(trigger, answer, context)
+        elif status in _ENDED:
+            self._start_next(answer, context)
         return True
+
+    def _start_next(self, answer: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+        """A run ended and released the lock: queue the next run now, not after its deferral."""
+        named = self._runs.next_run(self._clock())
+        if named is None:
+            return
+        reason = f"requested while run {answer.get('run_id')} was live"
+        self._queue.send(ManualTrigger(reason, named).to_event())
+        self._log.info("next run queued", extra={**context, "run_id": named})
 
     def _defer(
         self, trigger: ManualTrigger, answer: Mapping[str, Any], context: Mapping[str, Any]
@@ -117,14 +139,17 @@ class RequestConsumer:
         wanted = trigger.run_id or self._new_run_id(now)
         named = self._runs.claim_next(wanted, now, self._policy.next_claim_seconds)
         if named != wanted:
-            _LOG.info(
+            self._log.info(
                 "request coalesced into the next run",
                 extra={**context, "run_id": named, "live_run": answer.get("run_id")},
             )
             return
-        delay = answer.get("retry_after") or self._policy.default_defer_seconds
+        delay = min(
+            float(answer.get("retry_after") or self._policy.max_defer_seconds),
+            self._policy.max_defer_seconds,
+        )
         self._queue.send(ManualTrigger(trigger.reason, wanted).to_event(), delay_seconds=delay)
-        _LOG.info(
+        self._log.info(
             "request deferred until the live run ends",
             extra={**context, "run_id": wanted, "live_run": answer.get("run_id"), "delay": delay},
         )

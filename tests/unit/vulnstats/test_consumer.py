@@ -99,7 +99,7 @@ def test_a_duplicate_in_progress_is_received_again_after_its_deadline() -> None:
 
 def test_requests_refused_by_a_live_run_become_one_deferred_message_for_the_next_run() -> None:
     queue, runs, seen = _world()
-    refused = {"status": "refused", "run_id": "run-live", "retry_after": 120.0}
+    refused = {"status": "refused", "run_id": "run-live", "retry_after": 45.0}
     consumer = _consumer(refused, queue, runs, seen)
     # when a person's request and then two more arrive while run-live holds the lock
     bodies = [
@@ -112,7 +112,7 @@ def test_requests_refused_by_a_live_run_become_one_deferred_message_for_the_next
     assert all(a["batchItemFailures"] == [] for a in answers)
     assert runs.next_run(NOW) == "run-next"
     assert [(parse_trigger(event), delay) for event, delay in queue.sent] == [
-        (ManualTrigger("first", "run-next"), 120.0)
+        (ManualTrigger("first", "run-next"), 45.0)
     ]
 
 
@@ -124,3 +124,13 @@ def test_a_refused_schedule_tick_is_dropped_the_live_run_carries_it() -> None:
     )
     assert consumer.handle([_record(body)])["batchItemFailures"] == []
     assert queue.sent == []
+
+
+def test_a_run_that_ends_queues_the_promised_next_run_at_once() -> None:
+    queue, runs, seen = _world()
+    runs.claim_next("run-next", NOW, 3600)
+    consumer = _consumer({"status": "succeeded", "run_id": "run-live"}, queue, runs, seen)
+    consumer.handle(
+        [_record(json.dumps({"action": "continue", "run_id": "run-live", "sequence": 3}))]
+    )
+    assert [event["run_id"] for event, _ in queue.sent] == ["run-next"]
