@@ -66,6 +66,13 @@ class SyncSettings:
         in_range(parse_float, minimum=5.0, maximum=300.0),
         default=30.0,
     )
+    # A request whose run could not even be recorded comes back after this long (5 tries, then
+    # the dead-letter queue).
+    error_retry_seconds: float = env(
+        "SYNC_ERROR_RETRY_SECONDS",
+        in_range(parse_float, minimum=0.0, maximum=900.0),
+        default=60.0,
+    )
     lock_lease_seconds: int = env(
         "SYNC_LOCK_LEASE_SECONDS", in_range(parse_int, minimum=30, maximum=7200), default=960
     )

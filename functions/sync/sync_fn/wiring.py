@@ -113,6 +113,7 @@ def build_consumer(
         policy=ConsumerPolicy(
             deadline_margin_seconds=settings.deadline_margin_seconds,
             retry_seconds=float(settings.lock_lease_seconds),
+            error_retry_seconds=settings.error_retry_seconds,
         ),
         logger=logger,
     )

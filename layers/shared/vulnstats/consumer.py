@@ -50,6 +50,9 @@ class ConsumerPolicy:
     # A message that is not a trigger is received again this soon (not after the queue's 90-min
     # visibility timeout), so it reaches the DLQ after maxReceiveCount within minutes.
     reject_retry_seconds: float = 5.0
+    # A request whose run raised (the table unreachable: nothing could be recorded) is received
+    # again after this long, and reaches the DLQ after maxReceiveCount failures.
+    error_retry_seconds: float = 60.0
 
 
 class RequestConsumer:
@@ -110,7 +113,18 @@ class RequestConsumer:
         # Lambda kills the invocation at its deadline: if it dies sooner, the message is back
         # then plus the margin, and the lease and idempotency record have expired by then.
         self._queue.hide(receipt, self._remaining() + self._policy.deadline_margin_seconds)
-        answer = self._run(trigger)
+        try:
+            answer = self._run(trigger)
+        # Any error (ours, the idempotency layer's, botocore's): logged with its traceback and
+        # reported as this message's failure, so it is retried soon and dead-lettered after
+        # maxReceiveCount, instead of failing the invocation and waiting out its visibility.
+        except Exception as exc:  # noqa: BLE001
+            self._log.exception(
+                "sync request failed; it is received again",
+                extra={**context, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            self._queue.hide(receipt, self._policy.error_retry_seconds)
+            return False
         status = answer.get("status")
         if status == InvocationStatus.DUPLICATE:
             self._log.info("message deferred: the same trigger is being handled", extra=context)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fakes.stores import MemoryRuns
 
 from vulnstats.consumer import ConsumerPolicy, RequestConsumer
+from vulnstats.errors import StorageError
 from vulnstats.triggers import ManualTrigger, manual_event, parse_trigger
 
 if TYPE_CHECKING:
@@ -134,3 +135,21 @@ def test_a_run_that_ends_queues_the_promised_next_run_at_once() -> None:
         [_record(json.dumps({"action": "continue", "run_id": "run-live", "sequence": 3}))]
     )
     assert [event["run_id"] for event, _ in queue.sent] == ["run-next"]
+
+
+def test_a_run_that_raises_fails_its_message_and_brings_it_back_soon() -> None:
+    queue, runs, _ = _world()
+
+    def broken(trigger: Trigger) -> Mapping[str, Any]:
+        raise StorageError("table t unreachable", resource="t", operation="PutItem")
+
+    consumer = RequestConsumer(
+        queue=cast("SyncQueue", queue),
+        runs=runs,
+        run=broken,
+        remaining_seconds=lambda: 899.0,
+        policy=POLICY,
+    )
+    answer = consumer.handle([_record(json.dumps(manual_event("x")))])
+    assert answer["batchItemFailures"] == [{"itemIdentifier": "id-1"}]
+    assert queue.hidden[-1] == ("rh-1", POLICY.error_retry_seconds)
