@@ -22,25 +22,23 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 from botocore.config import Config
 
-from localstage.aws import DUMMY_CREDENTIALS, aws_environment
+from localstage.aws import aws_environment
 from localstage.invoke_api import start_invoke_api
 from localstage.runtime import LocalRuntime, ReportLine
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
+from locate import REPO, local_session
 
 if TYPE_CHECKING:
     from localstage.spec import FunctionSpec
 
-REPO: Final = Path(__file__).resolve().parents[2]
 EVENTS: Final = REPO / "events"
 HANDLERS: Final = Path(__file__).resolve().parent / "handlers"
 REGION: Final = "us-east-1"
@@ -100,12 +98,9 @@ def _specs(stage: LocalStage) -> dict[str, FunctionSpec]:
 
 
 def _lambda_client(endpoint_url: str) -> Any:
-    return boto3.client(
+    return local_session(REGION).client(
         "lambda",
         endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
         config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=120),
     )
 
@@ -208,34 +203,24 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     )
     stats_event = _event("api_get_stats.json")
     list_event = _event("api_list_vulnerabilities.json")
-    with tempfile.TemporaryDirectory() as folder:
-        config = StageConfig(
-            api_port=0,
-            invoke_port=0,
-            moto_port=0,
-            vanta_port=0,
-            stack_name="bench-api",
-            state_file=Path(folder) / "stage.json",
-            dataset=data,
-        )
-        with LocalStage(config) as stage:
-            _sync(stage)
-            specs = _specs(stage)
-            aws_env = aws_environment(stage.urls["aws"], REGION)
-            runtime = LocalRuntime(specs, base_env=aws_env, region=REGION)
-            server = start_invoke_api(runtime, port=0)
-            client = _lambda_client(server.endpoint_url)
-            try:
-                results = _measure(args, client, specs, stats_event, list_event)
-            finally:
-                server.close()
-                runtime.shutdown()
-            results["imports"] = {
-                name: _import_profile(
-                    specs[name], HANDLER_MODULES[name], aws_env, args.top, args.import_runs
-                )
-                for name in NAMES
-            }
+    with LocalStage(StageConfig.ephemeral(stack_name="bench-api", dataset=data)) as stage:
+        _sync(stage)
+        specs = _specs(stage)
+        aws_env = aws_environment(stage.urls["aws"], REGION)
+        runtime = LocalRuntime(specs, base_env=aws_env, region=REGION)
+        server = start_invoke_api(runtime, port=0)
+        client = _lambda_client(server.endpoint_url)
+        try:
+            results = _measure(args, client, specs, stats_event, list_event)
+        finally:
+            server.close()
+            runtime.shutdown()
+        results["imports"] = {
+            name: _import_profile(
+                specs[name], HANDLER_MODULES[name], aws_env, args.top, args.import_runs
+            )
+            for name in NAMES
+        }
     return results
 
 

@@ -20,11 +20,11 @@ import statistics
 import subprocess
 import sys
 import timeit
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT / "layers" / "shared"
+from locate import REPO
+
+SHARED = REPO / "layers" / "shared"
 MARK = "--lambdakit-bench-mark--"
 
 MODULES = [
@@ -81,7 +81,7 @@ def _import_cost_us(statement: str, prelude: str = "") -> int:
         text=True,
         check=True,
         env=env,
-        cwd=ROOT,
+        cwd=REPO,
     )
     _, _, after = completed.stderr.partition(MARK)
     total = 0

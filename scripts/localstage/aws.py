@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localstage.template import load_stack, load_template
+from locate import DUMMY_CREDENTIALS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from localstage.spec import ResourceSpec, StackSpec
 
 __all__ = [
-    "DUMMY_CREDENTIALS",
     "VANTA_SECRET_PARAMETER",
     "AwsEmulatorError",
     "MotoPortInUseError",
@@ -49,11 +49,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VANTA_SECRET_PARAMETER: Final = "VantaSecretArn"  # noqa: S105 - a parameter name
-DUMMY_CREDENTIALS: Final = {
-    "aws_access_key_id": "testing",
-    "aws_secret_access_key": "testing",
-    "aws_session_token": "testing",
-}
 _START_TIMEOUT_S: Final = 30.0
 _STOP_TIMEOUT_S: Final = 5.0
 _CLIENT_CONFIG: Final = Config(

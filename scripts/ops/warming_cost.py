@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shlex
 import sys
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -19,6 +17,7 @@ from localstage.schedules import (
     parse_expression,
 )
 from localstage.template import TemplateError, load_template
+from locate import REPO, SAMCONFIG, TEMPLATE, LocateError, samconfig_environment
 from ops.aws_prices import LambdaPriceTable, PriceError, lambda_price_table
 
 if TYPE_CHECKING:
@@ -36,14 +35,10 @@ __all__ = [
     "load_profile",
     "main",
     "provisioned_levels",
-    "read_samconfig_overrides",
     "read_settings",
     "ticks_per_hour",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[2]
-TEMPLATE: Final = REPO / "template.yaml"
-SAMCONFIG: Final = REPO / "samconfig.toml"
 DEFAULT_PROFILE: Final = REPO / "docs" / "traffic-profile.json"
 MONTH_HOURS: Final = 730.0  # AWS's own monthly convention (8,760 h / 12)
 WEEK_HOURS: Final = 168
@@ -212,31 +207,7 @@ def provisioned_levels(settings: WarmingSettings) -> tuple[float, ...]:
     return tuple(total / 60 for total in totals)
 
 
-# ------------------------------------------------------------------ template and samconfig
-def read_samconfig_overrides(samconfig: Path, config_env: str) -> tuple[dict[str, str], str]:
-    """(parameter_overrides, region) of a samconfig.toml environment's deploy parameters."""
-    try:
-        config = tomllib.loads(samconfig.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise CostInputError(f"{samconfig}: cannot be read ({exc})") from exc
-    section = config.get(config_env)
-    if not isinstance(section, dict):
-        known = ", ".join(sorted(k for k, v in config.items() if isinstance(v, dict)))
-        raise CostInputError(f"unknown --config-env {config_env!r} in {samconfig} ({known})")
-    deploy = section.get("deploy", {}).get("parameters", {})
-    region = deploy.get("region") or section.get("global", {}).get("parameters", {}).get("region")
-    overrides: dict[str, str] = {}
-    for token in shlex.split(str(deploy.get("parameter_overrides", ""))):
-        name, equals, value = token.partition("=")
-        if not equals or not name:
-            raise CostInputError(
-                f"{samconfig} [{config_env}.deploy.parameters] parameter_overrides: "
-                f"{token!r} is not Name=Value"
-            )
-        overrides[name] = value
-    return overrides, str(region or "us-east-1")
-
-
+# ------------------------------------------------------------------ template
 def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
     declared = template.get("Parameters") or {}
     values = {
@@ -772,7 +743,8 @@ def _overrides(args: argparse.Namespace) -> tuple[dict[str, str], str]:
     overrides: dict[str, str] = {}
     region = "us-east-1"
     if args.config_env is not None:
-        overrides, region = read_samconfig_overrides(args.samconfig, args.config_env)
+        environment = samconfig_environment(args.config_env, args.samconfig)
+        overrides, region = dict(environment.parameter_overrides), environment.region or region
     for item in args.parameter:
         name, equals, value = str(item).partition("=")
         if not equals or not name:
@@ -812,7 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             strategies=strategies,
             budget_percent=args.max_cold_rate,
         )
-    except (CostInputError, PriceError) as exc:
+    except (CostInputError, PriceError, LocateError) as exc:
         print(f"warming_cost: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -13,6 +13,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from locate import (
+    REPO,
+    SAMCONFIG,
+    STATE_FILE,
+    LocateError,
+    TargetUnavailableError,
+    local_stage,
+    samconfig_environment,
+)
 from perftest.check import BASELINE, check_table, run_check
 from perftest.cloudwatch import fetch_metrics
 from perftest.cost import cost_per_million, price_basis
@@ -26,23 +35,22 @@ from perftest.modes import (
     run_warm,
     warm_result,
 )
-from perftest.payloads import REPO, Payload, default_fixture, load_payload
+from perftest.payloads import Payload, default_fixture, load_payload
 from perftest.reports import SCHEMA_VERSION, terminal_table, write_reports
 from perftest.restore import COLD_MARKER, ConfigurationGuard
 from perftest.targets import (
-    STATE_FILE,
     Endpoint,
     Target,
     aws_clients,
     list_functions,
-    read_samconfig,
-    read_stage_file,
     split_qualifier,
     stack_functions,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    from localstage.stage import StageConfig
 
 __all__ = ["Progress", "main"]
 
@@ -136,9 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ENV",
         help="use the stack_name and region of this samconfig.toml environment",
     )
-    where.add_argument(
-        "--samconfig", type=Path, default=REPO / "samconfig.toml", help=argparse.SUPPRESS
-    )
+    where.add_argument("--samconfig", type=Path, default=SAMCONFIG, help=argparse.SUPPRESS)
     where.add_argument(
         "--local",
         action="store_true",
@@ -236,19 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- endpoints
 
 
-@contextlib.contextmanager
-def _private_stage(findings: int, say: Progress) -> Iterator[Endpoint]:
+def _private_config(findings: int) -> StageConfig:
     # The local stage is heavy (moto, awslambdaric): imported only when a private one is needed.
-    from localstage.stage import LocalStage, StageConfig  # noqa: PLC0415
+    from localstage.stage import StageConfig  # noqa: PLC0415
     from localstage.vanta_data import Dataset  # noqa: PLC0415
 
-    say("no local stage is running: starting a private one on free ports (stopped at the end)")
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        state_file=None,
+    return StageConfig.ephemeral(
         stack_name="perftest-local",
         dataset=Dataset(
             seed=7,
@@ -258,22 +257,6 @@ def _private_stage(findings: int, say: Progress) -> Iterator[Endpoint]:
             now=dt.datetime.now(dt.UTC),
         ),
     )
-    with LocalStage(config) as stage:
-        say(f"first sync of {findings} findings so the API reads real data (not measured)")
-        result = stage.invoke(
-            "SyncFunction", {"action": "sync", "reason": "performance_test private stage"}
-        )
-        if result.function_error:
-            raise PerfTestError(f"the private stage's first sync failed: {result.payload[:300]!r}")
-        info = stage.describe()
-        yield Endpoint(
-            kind="local",
-            region=str(info["region"]),
-            lambda_endpoint_url=str(info["invoke_endpoint_url"]),
-            cloudwatch_endpoint_url=str(info["aws_endpoint_url"]),
-            stack_name=str(info["stack_name"]),
-            functions={str(k): str(v) for k, v in info["functions"].items()},
-        )
 
 
 @contextlib.contextmanager
@@ -292,13 +275,23 @@ def endpoint_for(args: argparse.Namespace, say: Progress) -> Iterator[Endpoint]:
     if len(chosen) > 1:
         raise UsageError(f"choose one target among {', '.join(chosen)}")
     if args.local:
-        running = read_stage_file(args.state_file)
-        if running is not None:
-            say(f"using the running local stage ({args.state_file})")
-            yield running
-            return
-        with _private_stage(args.findings, say) as endpoint:
-            yield endpoint
+
+        def announce() -> None:
+            say(
+                "no local stage is running: starting a private one on free ports "
+                "(stopped at the end)"
+            )
+            say(f"first sync of {args.findings} findings so the API reads real data (not measured)")
+
+        with local_stage(
+            args.state_file,
+            lambda: _private_config(args.findings),
+            sync_reason="performance_test private stage",
+            announce=announce,
+        ) as stage:
+            if not stage.private:
+                say(f"using the running local stage ({stage.source})")
+            yield Endpoint.of_stage(stage)
         return
     if args.endpoint_url:
         yield Endpoint(
@@ -310,8 +303,8 @@ def endpoint_for(args: argparse.Namespace, say: Progress) -> Iterator[Endpoint]:
         return
     stack, region = args.stack, args.region
     if args.samconfig_env:
-        stack, samconfig_region = read_samconfig(args.samconfig, args.samconfig_env)
-        region = region or samconfig_region
+        environment = samconfig_environment(args.samconfig_env, args.samconfig)
+        stack, region = environment.stack(), region or environment.region
     if stack:
         yield Endpoint(
             kind="stack",
@@ -672,9 +665,10 @@ def main(argv: Sequence[str] | None = None, *, stderr: TextIO = sys.stderr) -> i
             return _check(args, say)
         with endpoint_for(args, say) as endpoint:
             return run(args, endpoint, say)
-    except UsageError as error:
+    except (UsageError, LocateError) as error:
         print(f"performance_test: {error}", file=stderr)
-        return 2
+        # A target named right but unusable (access denied, a failed first sync) is a failure.
+        return 1 if isinstance(error, TargetUnavailableError) else 2
     except PerfTestError as error:
         print(f"performance_test: {error}", file=stderr)
         return 1

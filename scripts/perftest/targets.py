@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
+from locate import StageInfo, local_session, stack_outputs
 from perftest.errors import AccessDeniedError, GatewayError, UsageError
 
 if TYPE_CHECKING:
@@ -20,21 +17,14 @@ if TYPE_CHECKING:
     from perftest.payloads import Payload
 
 __all__ = [
-    "STATE_FILE",
     "Endpoint",
     "Target",
     "aws_clients",
     "list_functions",
-    "read_samconfig",
-    "read_stage_file",
     "split_qualifier",
     "stack_functions",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[2]
-STATE_FILE: Final = REPO / ".local" / "stage.json"
-# The local stage's emulators accept any key; these keep real credentials out of the requests.
-_LOCAL_CREDENTIALS: Final = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _OUTPUT_SUFFIX: Final = "FunctionName"
 
 
@@ -49,6 +39,18 @@ class Endpoint:
     cloudwatch_endpoint_url: str | None = None
     stack_name: str | None = None
     functions: dict[str, str] = field(default_factory=dict)  # label -> name or ARN
+
+    @classmethod
+    def of_stage(cls, stage: StageInfo) -> Endpoint:
+        """A local stage's Invoke API and emulator, and its functions by logical id."""
+        return cls(
+            kind="local",
+            region=stage.region,
+            lambda_endpoint_url=stage.invoke_endpoint_url,
+            cloudwatch_endpoint_url=stage.aws_endpoint_url,
+            stack_name=stage.stack_name,
+            functions=dict(stage.functions),
+        )
 
     @property
     def local(self) -> bool:
@@ -90,55 +92,6 @@ def split_qualifier(name: str) -> tuple[str, str | None]:
     return bare, (qualifier or None)
 
 
-def read_stage_file(path: Path) -> Endpoint | None:
-    """The running local stage described by its state file; None when no stage is running."""
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read the local stage's state file {path}: {error}") from None
-    pid = info.get("pid")
-    if isinstance(pid, int) and not _alive(pid):
-        return None  # a stage that died without removing its file
-    return Endpoint(
-        kind="local",
-        region=str(info.get("region") or "us-east-1"),
-        lambda_endpoint_url=str(info["invoke_endpoint_url"]),
-        cloudwatch_endpoint_url=info.get("aws_endpoint_url"),
-        stack_name=info.get("stack_name"),
-        functions={str(k): str(v) for k, v in (info.get("functions") or {}).items()},
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_samconfig(path: Path, environment: str) -> tuple[str, str | None]:
-    """(stack name, region) of a samconfig.toml environment's deploy parameters."""
-    try:
-        config = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from None
-    section = config.get(environment)
-    if not isinstance(section, dict):
-        known = ", ".join(k for k, v in config.items() if isinstance(v, dict)) or "none"
-        raise UsageError(f"{path} has no environment {environment!r} (it has: {known})")
-    deploy = section.get("deploy", {}).get("parameters", {})
-    stack = deploy.get("stack_name")
-    if not stack:
-        raise UsageError(f"{path} [{environment}.deploy.parameters] has no stack_name")
-    region = deploy.get("region") or section.get("global", {}).get("parameters", {}).get("region")
-    return str(stack), (str(region) if region else None)
-
-
 def aws_clients(endpoint: Endpoint, *, read_timeout_s: int, pool: int) -> tuple[Any, Any]:
     """(lambda client, session) for the endpoint; boto3 retries off so throttles are counted."""
     config = Config(
@@ -149,11 +102,7 @@ def aws_clients(endpoint: Endpoint, *, read_timeout_s: int, pool: int) -> tuple[
     )
     try:
         if endpoint.local:
-            session = boto3.session.Session(
-                aws_access_key_id=_LOCAL_CREDENTIALS["aws_access_key_id"],
-                aws_secret_access_key=_LOCAL_CREDENTIALS["aws_secret_access_key"],
-                region_name=endpoint.region,
-            )
+            session = local_session(endpoint.region)
         else:
             session = boto3.session.Session(
                 profile_name=endpoint.profile, region_name=endpoint.region
@@ -173,28 +122,10 @@ def _denied(error: ClientError) -> bool:
 
 def stack_functions(session: Any, stack_name: str) -> dict[str, str]:
     """The functions named in a stack's outputs: ``<LogicalId>FunctionName`` -> physical name."""
-    client = session.client("cloudformation")
-    try:
-        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        message = str(error.response.get("Error", {}).get("Message", error))
-        if _denied(error):
-            raise AccessDeniedError(
-                f"not allowed to read stack {stack_name!r}: {message} "
-                "(needs cloudformation:DescribeStacks)"
-            ) from None
-        raise UsageError(f"stack {stack_name!r}: {message}") from None
-    except NoCredentialsError:
-        raise AccessDeniedError(
-            "no AWS credentials: set a profile (--profile) or the usual AWS_* variables"
-        ) from None
-    except BotoCoreError as error:
-        raise GatewayError(f"cannot read stack {stack_name!r}: {error}") from None
-    outputs = stacks[0].get("Outputs") or []
     found = {
-        str(o["OutputKey"])[: -len("Name")]: str(o["OutputValue"])
-        for o in outputs
-        if str(o.get("OutputKey", "")).endswith(_OUTPUT_SUFFIX)
+        key[: -len("Name")]: value
+        for key, value in stack_outputs(session, stack_name).items()
+        if key.endswith(_OUTPUT_SUFFIX)
     }
     if not found:
         raise UsageError(f"stack {stack_name!r} has no *FunctionName outputs to measure")
