@@ -31,7 +31,8 @@ from botocore.config import Config
 
 from localstage.aws import aws_environment
 from localstage.invoke_api import start_invoke_api
-from localstage.runtime import LocalRuntime, ReportLine
+from localstage.report_line import ReportLine
+from localstage.runtime import LocalRuntime
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
 from locate import REPO, local_session

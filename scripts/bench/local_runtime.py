@@ -23,7 +23,8 @@ from typing import Any
 from botocore.config import Config
 
 from localstage.invoke_api import start_invoke_api
-from localstage.runtime import LocalRuntime, ReportLine
+from localstage.report_line import ReportLine
+from localstage.runtime import LocalRuntime
 from localstage.spec import FunctionSpec
 from locate import local_session
 

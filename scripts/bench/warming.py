@@ -34,7 +34,7 @@ from typing import Any, Final
 
 from botocore.config import Config
 
-from localstage.runtime import ReportLine
+from localstage.report_line import ReportLine
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
 from locate import REPO, LocateError, local_session, running_stage

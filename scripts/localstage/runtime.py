@@ -25,7 +25,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from localstage.report_line import ReportLine
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -38,7 +40,6 @@ __all__ = [
     "InvokeResult",
     "LocalRuntime",
     "LocalRuntimeError",
-    "ReportLine",
     "ThrottledError",
     "parse_function_name",
 ]
@@ -92,67 +93,6 @@ def parse_function_name(name: str) -> tuple[str, str | None]:
     rest = name.rsplit(":function:", 1)[-1]
     bare, _, qualifier = rest.partition(":")
     return bare, (qualifier or None)
-
-
-@dataclass(frozen=True, slots=True)
-class ReportLine:
-    """The REPORT line Lambda writes at the end of every invocation."""
-
-    request_id: str
-    duration_ms: float
-    billed_duration_ms: int
-    memory_size_mb: int
-    max_memory_used_mb: int
-    init_duration_ms: float | None = None
-    status: str | None = None  # "timeout" or "error" when the invocation did not complete
-    error_type: str | None = None
-
-    _FIELD: ClassVar[re.Pattern[str]] = re.compile(r"([A-Za-z ]+): ([^\t]+)")
-
-    def render(self) -> str:
-        """The line exactly as Lambda writes it (tab separated, trailing tab, no newline)."""
-        parts = [
-            f"REPORT RequestId: {self.request_id}",
-            f"Duration: {self.duration_ms:.2f} ms",
-            f"Billed Duration: {self.billed_duration_ms} ms",
-            f"Memory Size: {self.memory_size_mb} MB",
-            f"Max Memory Used: {self.max_memory_used_mb} MB",
-        ]
-        if self.init_duration_ms is not None:
-            parts.append(f"Init Duration: {self.init_duration_ms:.2f} ms")
-        if self.status is not None:
-            parts.append(f"Status: {self.status}")
-        if self.error_type is not None:
-            parts.append(f"Error Type: {self.error_type}")
-        return "\t".join(parts) + "\t"
-
-    @classmethod
-    def parse(cls, text: str) -> ReportLine:
-        """Read a REPORT line (the last one when given a whole log)."""
-        lines = [ln for ln in text.splitlines() if ln.startswith("REPORT RequestId: ")]
-        if not lines:
-            raise ValueError("no REPORT line in the text")
-        fields = {key.strip(): value.strip() for key, value in cls._FIELD.findall(lines[-1][7:])}
-
-        def number(key: str) -> float:
-            return float(fields[key].split(" ", 1)[0])
-
-        init = fields.get("Init Duration")
-        return cls(
-            request_id=fields["RequestId"],
-            duration_ms=number("Duration"),
-            billed_duration_ms=int(number("Billed Duration")),
-            memory_size_mb=int(number("Memory Size")),
-            max_memory_used_mb=int(number("Max Memory Used")),
-            init_duration_ms=None if init is None else float(init.split(" ", 1)[0]),
-            status=fields.get("Status"),
-            error_type=fields.get("Error Type"),
-        )
-
-    @staticmethod
-    def billed(duration_ms: float) -> int:
-        """Billed duration: rounded up to the next millisecond, at least 1 ms."""
-        return max(1, math.ceil(duration_ms))
 
 
 @dataclass(frozen=True, slots=True)
