@@ -17,9 +17,10 @@ from botocore.config import Config
 
 from buildtools.compile_bytecode import BytecodeError, check_folder, code_folders
 from localstage.aws import AwsEmulatorError
+from localstage.cfn import TemplateError
 from localstage.schedules import ScheduleError, Scheduler
 from localstage.stage import LocalStage, StageConfig, StageError
-from localstage.template import TemplateError, load_stack
+from localstage.template import load_stack
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import StandInError
 from locate import STATE_FILE, TEMPLATE, LocateError, StageInfo, running_stage

@@ -23,7 +23,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from localstage.template import load_stack, load_template
+from localstage.cfn import load_template
+from localstage.template import load_stack
 from locate import DUMMY_CREDENTIALS
 
 if TYPE_CHECKING:

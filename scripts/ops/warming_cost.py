@@ -10,18 +10,21 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from localstage.cfn import TemplateError
+from localstage.intrinsics import open_template
 from localstage.schedules import (
     CronExpression,
     RateExpression,
     ScheduleExpressionError,
     parse_expression,
 )
-from localstage.template import TemplateError, load_template
 from locate import REPO, SAMCONFIG, TEMPLATE, LocateError, samconfig_environment
 from ops.aws_prices import LambdaPriceTable, PriceError, lambda_price_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    from localstage.intrinsics import Resolver
 
 __all__ = [
     "STRATEGIES",
@@ -208,31 +211,6 @@ def provisioned_levels(settings: WarmingSettings) -> tuple[float, ...]:
 
 
 # ------------------------------------------------------------------ template
-def _parameters(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
-    declared = template.get("Parameters") or {}
-    values = {
-        name: str(spec["Default"])
-        for name, spec in declared.items()
-        if isinstance(spec, dict) and "Default" in spec
-    }
-    for name, value in overrides.items():
-        if name not in declared:
-            raise CostInputError(f"parameter {name}={value!r}: the template declares no {name}")
-        values[name] = value
-    return values
-
-
-def _resolve(value: Any, parameters: Mapping[str, str], where: str) -> Any:
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        name = value["Ref"]
-        if name not in parameters:
-            raise CostInputError(f"{where}: !Ref {name} has no value (no default, no override)")
-        return parameters[name]
-    if isinstance(value, (dict, list)):
-        raise CostInputError(f"{where}: {value!r} is not a value this estimator evaluates")
-    return value
-
-
 def _whole(value: Any, where: str, minimum: int = 0) -> int:
     try:
         number = int(str(value))
@@ -243,20 +221,15 @@ def _whole(value: Any, where: str, minimum: int = 0) -> int:
     return number
 
 
-def _function(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
-    resource = template["Resources"].get(logical_id)
-    if not isinstance(resource, dict):
+def _resolved(template: Resolver, logical_id: str, name: str, default: Any = None) -> Any:
+    """A property of a resource (Globals merged into functions), its intrinsics resolved."""
+    if logical_id not in template.resources:
         raise CostInputError(f"the template has no {logical_id}")
-    return dict(resource.get("Properties") or {})
-
-
-def _architecture(template: Mapping[str, Any], parameters: Mapping[str, str]) -> str:
-    properties = _function(template, "ApiFunction")
-    function_globals = (template.get("Globals") or {}).get("Function") or {}
-    listed = properties.get("Architectures", function_globals.get("Architectures", ["x86_64"]))
-    if not isinstance(listed, list) or len(listed) != 1:
-        raise CostInputError(f"ApiFunction Architectures: {listed!r} is not one architecture")
-    return str(_resolve(listed[0], parameters, "ApiFunction Architectures"))
+    raw = template.function_properties(logical_id).get(name, default)
+    try:
+        return template.resolve(raw, f"{logical_id} {name}")
+    except TemplateError as exc:
+        raise CostInputError(str(exc)) from None
 
 
 def read_settings(
@@ -264,10 +237,13 @@ def read_settings(
 ) -> WarmingSettings:
     """The estimate's settings: template defaults, then the overrides (samconfig, command line)."""
     try:
-        template = load_template(template_path)
+        # Every strategy is costed, so resources another strategy's Condition drops are read too.
+        template = open_template(
+            template_path, overrides=overrides, region=region, partial=True, keep_conditional=True
+        )
     except TemplateError as exc:
         raise CostInputError(str(exc)) from exc
-    parameters = _parameters(template, overrides)
+    parameters = template.parameter_texts
     timezone = parameters.get("BusinessHoursTimezone", "UTC")
     if timezone != "UTC":
         raise CostInputError(
@@ -276,6 +252,8 @@ def read_settings(
         )
 
     def text(name: str) -> str:
+        if name in template.unset:
+            raise CostInputError(template.unset[name])
         if name not in parameters:
             raise CostInputError(f"the template has no parameter {name} (or it has no default)")
         return parameters[name]
@@ -284,18 +262,22 @@ def read_settings(
         return _whole(text(name), name, minimum)
 
     def memory(logical_id: str) -> int:
-        raw = _function(template, logical_id).get("MemorySize", 128)
         where = f"{logical_id} MemorySize"
-        return _whole(_resolve(raw, parameters, where), where, 128)
+        return _whole(_resolved(template, logical_id, "MemorySize", 128), where, 128)
 
-    alarm = _function(template, "ApiColdStartRateAlarm").get("Threshold")
+    alarm = _resolved(template, "ApiColdStartRateAlarm", "Threshold")
     try:
-        alarm_percent = float(_resolve(alarm, parameters, "ApiColdStartRateAlarm Threshold"))
+        alarm_percent = float(alarm)
     except (TypeError, ValueError):
         raise CostInputError(f"ApiColdStartRateAlarm Threshold={alarm!r} is not a number") from None
+    architectures = _resolved(template, "ApiFunction", "Architectures", ["x86_64"])
+    if not isinstance(architectures, list) or len(architectures) != 1:
+        raise CostInputError(
+            f"ApiFunction Architectures: {architectures!r} is not one architecture"
+        )
     return WarmingSettings(
         region=region,
-        architecture=_architecture(template, parameters),
+        architecture=str(architectures[0]),
         api_memory_mb=memory("ApiFunction"),
         warmer_memory_mb=memory("WarmerFunction"),
         offpeak_concurrency=whole("WarmerConcurrency"),

@@ -287,7 +287,7 @@ def test_samconfig_overrides_reach_the_settings() -> None:
     [
         ({"WarmerConcurrency": "three"}, "WarmerConcurrency='three' is not a whole number"),
         ({"WarmerPeakConcurrency": "0"}, "WarmerPeakConcurrency=0 must be >= 1"),
-        ({"NoSuchParameter": "1"}, "declares no NoSuchParameter"),
+        ({"NoSuchParameter": "1"}, "unknown parameters NoSuchParameter"),
         ({"BusinessHoursTimezone": "Europe/Paris"}, "BusinessHoursTimezone='Europe/Paris'"),
     ],
 )
@@ -409,7 +409,7 @@ def test_the_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--config-env", "stage"], "samconfig.toml has no environment 'stage'"),
         (["--parameter", "WarmerOffPeakSchedule=cron(0 8 1 * ? *)"], "day-of-month"),
-        (["--parameter", "Architecture=sparc"], "architecture 'sparc'"),
+        (["--parameter", "Architecture=sparc"], "Parameters.Architecture: 'sparc' is not one of"),
         (["--parameter", "WarmerConcurrency"], "is not NAME=VALUE"),
         (["--idle-minutes", "0"], "--idle-minutes and --burst-factor must be > 0"),
         (["--profile-file", "/nonexistent/profile.json"], "cannot read the traffic profile"),
