@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = [
+    "DEFAULT_ACCOUNT_ID",
     "DEFAULT_ENDPOINT_URL",
+    "DEFAULT_REGION",
+    "DEFAULT_STACK_NAME",
     "NO_VALUE",
     "Resolver",
     "is_true",
@@ -37,6 +40,9 @@ __all__ = [
 ]
 
 DEFAULT_ENDPOINT_URL: Final = "http://127.0.0.1:5000"
+DEFAULT_STACK_NAME: Final = "vulnstats-local"
+DEFAULT_REGION: Final = "us-east-1"
+DEFAULT_ACCOUNT_ID: Final = "123456789012"  # the account moto answers for
 NO_VALUE: Final = object()  # what AWS::NoValue resolves to; removed from its container
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
@@ -590,9 +596,9 @@ def open_template(
     template_path: Path,
     *,
     overrides: Mapping[str, str] | None = None,
-    stack_name: str = "vulnstats-local",
-    region: str = "us-east-1",
-    account_id: str = "123456789012",
+    stack_name: str = DEFAULT_STACK_NAME,
+    region: str = DEFAULT_REGION,
+    account_id: str = DEFAULT_ACCOUNT_ID,
     endpoint_url: str = DEFAULT_ENDPOINT_URL,
     partial: bool = False,
     keep_conditional: bool = False,

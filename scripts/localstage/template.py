@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from localstage.cfn import API_TYPES, FUNCTION_TYPES, LAYER_TYPES, TemplateError
 from localstage.intrinsics import (
+    DEFAULT_ACCOUNT_ID,
     DEFAULT_ENDPOINT_URL,
+    DEFAULT_REGION,
+    DEFAULT_STACK_NAME,
     NO_VALUE,
     Resolver,
     is_true,
@@ -432,9 +435,9 @@ def load_stack(
     template_path: Path,
     *,
     overrides: Mapping[str, str] | None = None,
-    stack_name: str = "vulnstats-local",
-    region: str = "us-east-1",
-    account_id: str = "123456789012",
+    stack_name: str = DEFAULT_STACK_NAME,
+    region: str = DEFAULT_REGION,
+    account_id: str = DEFAULT_ACCOUNT_ID,
     endpoint_url: str = DEFAULT_ENDPOINT_URL,
 ) -> StackSpec:
     """Read a SAM template for a local run.
