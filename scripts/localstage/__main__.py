@@ -24,13 +24,14 @@ from localstage.template import load_stack
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import StandInError
 from locate import STATE_FILE, TEMPLATE, LocateError, StageInfo, running_stage
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from localstage.runtime import InvokeResult
 
-FIRST_SYNC_EVENT = {"action": "sync", "reason": "first sync of make local"}
+FIRST_SYNC_EVENT = manual_event("first sync of make local")
 
 
 def _print_banner(stage: LocalStage) -> None:
