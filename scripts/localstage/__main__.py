@@ -172,7 +172,9 @@ def _invoke(args: argparse.Namespace) -> int:
 def _fire(args: argparse.Namespace) -> int:
     info = running_stage(Path(args.state_file))
     if info is None:
-        raise StageError(f"no local stage is running ({args.state_file} is absent): run make local")
+        raise StageError(
+            f"no local stage is running (no live stage in {args.state_file}): run make local"
+        )
     stack = load_stack(info.template, overrides=info.parameters)
     schedules = [s for spec in stack.functions.values() for s in spec.schedules]
     scheduler = Scheduler(
