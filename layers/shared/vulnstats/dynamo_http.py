@@ -9,6 +9,7 @@ no binary attributes, the one type botocore would decode differently. Errors com
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from lambdakit.awsjson import (
@@ -22,7 +23,7 @@ from lambdakit.awsjson import (
 from vulnstats.errors import StorageError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from lambdakit.retry import Deadline
 
@@ -51,6 +52,7 @@ class DynamoHttpClient:
         read_timeout: float,
         max_attempts: int = 3,
         environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> DynamoHttpClient:
         """A client for the environment's region, endpoint and credentials.
 
@@ -70,6 +72,7 @@ class DynamoHttpClient:
                 read_timeout=read_timeout,
                 max_attempts=max_attempts,
                 transient_base=_TRANSIENT_BASE,
+                sleep=sleep,
             )
         )
 
