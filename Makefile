@@ -19,7 +19,7 @@ PIP_QUIET := -q
 PIP_FILTER := grep -v '^WARNING: Location' || true
 
 # Resolved lazily (=) so targets that do not need Python never look for it.
-PYTHON313 = $(shell scripts/find_python.sh)
+PYTHON313 = $(shell scripts/buildtools/find_python.sh)
 PYTHON313_DIR = $(dir $(PYTHON313))
 
 .PHONY: help
@@ -30,7 +30,7 @@ help: ## list the targets
 # ---------------------------------------------------------------- environments
 .PHONY: python-check
 python-check:
-	@scripts/find_python.sh >/dev/null
+	@scripts/buildtools/find_python.sh >/dev/null
 
 $(VENV)/.installed: requirements/dev.txt layers/shared/requirements.txt | python-check
 	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
@@ -81,7 +81,7 @@ test: lint typecheck tools ## lint, type checks and every test (unit, integratio
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -m "not perf"
 
 audit: $(VENV)/.installed ## known vulnerabilities of every pinned requirement (PyPI advisory data; also in make test)
-	$(PY) scripts/audit_requirements.py requirements/*.txt layers/shared/requirements.txt \
+	$(PY) scripts/ops/audit_requirements.py requirements/*.txt layers/shared/requirements.txt \
 	  --ignore requirements/audit-ignore.conf
 
 unit-test: $(VENV)/.installed ## unit tests only
@@ -96,9 +96,9 @@ SAM = PATH="$(PYTHON313_DIR):$$PATH" $(TOOLS)/sam/bin/sam
 .PHONY: build validate deploy invoke
 # sam build leaves no bytecode and Lambda's code folders are read-only, so every cold start would
 # compile every module again: compile_bytecode.py ships unchecked-hash .pyc Lambda uses as is.
-build: $(TOOLS)/sam/.installed ## sam build, then bytecode Lambda can use (scripts/compile_bytecode.py)
+build: $(TOOLS)/sam/.installed ## sam build, then bytecode Lambda can use (scripts/buildtools/compile_bytecode.py)
 	$(SAM) build
-	$(PYTHON313) scripts/compile_bytecode.py .aws-sam/build
+	$(PYTHON313) scripts/buildtools/compile_bytecode.py .aws-sam/build
 
 validate: $(TOOLS)/sam/.installed ## sam validate --lint
 	$(SAM) validate --lint
@@ -138,12 +138,12 @@ LOAD_ARGS ?=
 
 .PHONY: load-test
 load-test: $(VENV)/.installed ## bounded load run on the local stage's API front; LOAD_ARGS="--concurrency 5 --requests 2000 --seconds 60"
-	PYTHONPATH=scripts $(PY) scripts/load_test.py $(LOAD_ARGS)
+	PYTHONPATH=scripts $(PY) -m perftest.load_test $(LOAD_ARGS)
 
 # ---------------------------------------------------------------- operations
 # The dead-letter queue of the running local stage, or of a deployed stack: STAGE=dev|prod takes
 # the stack and region from samconfig.toml, STACK=<name> names one directly (PROFILE=<profile>).
-DLQ = PYTHONPATH=scripts $(PY) scripts/dlq.py
+DLQ = PYTHONPATH=scripts $(PY) -m ops.dlq
 DLQ_TARGET = $(if $(STACK),--stack $(STACK),$(if $(STAGE),--config-env $(STAGE),)) \
   $(if $(PROFILE),--profile $(PROFILE),) --max-messages $(or $(MAX),100)
 
@@ -177,14 +177,14 @@ PERF_CHECK_ARGS ?=
 perf-check: $(VENV)/.installed ## fail if ApiFunction's cold start / floor ratio regressed past docs/perf-baseline.json
 	$(PERF) check --cold 15 --warm 100 $(PERF_CHECK_ARGS)
 
-# Cost advice (scripts/warming_cost.py, docs/performance.md "Warming cost"): the monthly cost and
+# Cost advice (scripts/ops/warming_cost.py, docs/performance.md "Warming cost"): the monthly cost and
 # cold-start rate of each warming strategy for ENV's samconfig overrides and a traffic profile.
 # COST_ARGS passes anything else, e.g. COST_ARGS="--json" or "--profile-file my-profile.json".
 COST_ARGS ?=
 
 .PHONY: warming-cost
 warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod] [COST_ARGS=--json]
-	PYTHONPATH=scripts $(PY) scripts/warming_cost.py --config-env $(ENV) $(COST_ARGS)
+	PYTHONPATH=scripts $(PY) -m ops.warming_cost --config-env $(ENV) $(COST_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from compile_bytecode import BytecodeError, check_folder, code_folders
 
+from buildtools.compile_bytecode import BytecodeError, check_folder, code_folders
 from localstage.aws import DUMMY_CREDENTIALS, AwsEmulatorError
 from localstage.schedules import ScheduleError, Scheduler
 from localstage.stage import REPO, LocalStage, StageConfig, StageError
@@ -83,7 +83,7 @@ def _built_template(build_dir: Path) -> Path:
     if stale:
         raise StageError(
             f"{build_dir}: {stale} modules have no valid unchecked-hash bytecode; "
-            "run `make build` (sam build, then scripts/compile_bytecode.py)"
+            "run `make build` (sam build, then scripts/buildtools/compile_bytecode.py)"
         )
     return build_dir / "template.yaml"
 

@@ -1,1 +1,1 @@
-"""Cold and warm start benchmarks of a stage's Lambda functions (scripts/performance_test.py)."""
+"""Measuring a stage: cold and warm start benchmarks (scripts/performance_test.py), load runs."""

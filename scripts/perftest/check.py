@@ -1,7 +1,7 @@
 """`make perf-check`: ApiFunction's cold start against the floor handler, compared with a baseline.
 
 A private local stage (free ports, small data set, one sync) serves the real ApiFunction; a
-second local runtime beside it serves the floor handler (scripts/bench_handlers/bench_floor:
+second local runtime beside it serves the floor handler (scripts/bench/handlers/bench_floor:
 boto3, one DynamoDB client, one GetItem) with ApiFunction's environment, memory and layers.
 Both get the same forced cold starts, interleaved round by round, then the same warm series.
 Only ratios against that floor are compared with the committed baseline, so a slower or busier
@@ -34,7 +34,7 @@ __all__ = ["BASELINE", "DEFAULT_MARGIN", "compare", "ratios", "run_check"]
 BASELINE: Final = REPO / "docs" / "perf-baseline.json"
 DEFAULT_MARGIN: Final = 0.25
 GUARDED: Final = "cold_start_paired_median"
-FLOOR_CODE: Final = REPO / "scripts" / "bench_handlers" / "bench_floor"
+FLOOR_CODE: Final = REPO / "scripts" / "bench" / "handlers" / "bench_floor"
 _REGION: Final = "us-east-1"
 
 

@@ -594,7 +594,7 @@ def _standard_notes(endpoint: Endpoint) -> list[str]:
     if basis is not None:
         notes.append(
             "cost per million = requests + mean Billed Duration x memory at the us-east-1 list "
-            f"prices of scripts/aws_prices.py ({basis['source']}, checked {basis['date']}); "
+            f"prices of scripts/ops/aws_prices.py ({basis['source']}, checked {basis['date']}); "
             "null for a region or architecture the table does not hold; no free tier applied"
         )
     return notes

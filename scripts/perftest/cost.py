@@ -1,7 +1,7 @@
 """Cost per million invocations from a measured mean Billed Duration, memory and architecture.
 
 The formula lives here; the prices do not. They come from the project's one price table,
-``scripts/aws_prices.py`` (us-east-1 list prices with their source and date), looked up by
+``scripts/ops/aws_prices.py`` (us-east-1 list prices with their source and date), looked up by
 architecture and region in ``lambda_prices``. A region or architecture the table does not hold
 answers None, so that function's costs in the report are null: no figure is ever made up.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_prices import PRICE_REGION, LambdaPriceTable, PriceError, lambda_price_table
+from ops.aws_prices import PRICE_REGION, LambdaPriceTable, PriceError, lambda_price_table
 
 __all__ = ["cost_per_million", "lambda_prices", "per_million", "price_basis"]
 

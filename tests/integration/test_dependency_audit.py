@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from audit_requirements import main
+
+from ops.audit_requirements import main
 
 pytestmark = [pytest.mark.network]
 

@@ -94,7 +94,7 @@ def python313_dir() -> Path:
     if configured:
         return Path(configured)
     found = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "find_python.sh")],
+        [str(REPO_ROOT / "scripts" / "buildtools" / "find_python.sh")],
         capture_output=True,
         text=True,
         check=False,
@@ -208,7 +208,11 @@ def build_dir(tool_runs: dict[str, ToolRun], scratch_dir: Path) -> Path:
     assert tool_runs["sam build"].returncode == 0, tool_runs["sam build"].describe()
     build = scratch_dir / "build"
     compiled = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "compile_bytecode.py"), str(build)],
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "buildtools" / "compile_bytecode.py"),
+            str(build),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from dlq import LambdaInvoker, SqsQueue, inspect_queue, main, redrive_queue
 from stage_support import invoke_client, isolated_stage
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset
+from ops.dlq import LambdaInvoker, SqsQueue, inspect_queue, main, redrive_queue
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from dlq import MessageReport
-
     from localstage.stage import LocalStage
+    from ops.dlq import MessageReport
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dlq-stage")]
 

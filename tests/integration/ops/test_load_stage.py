@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from load_test import HttpSender, Plan, discover_routes, main, run_load, summarise, warm_up
 from stage_support import isolated_stage
 
 from localstage.vanta_data import Dataset
+from perftest.load_test import HttpSender, Plan, discover_routes, main, run_load, summarise, warm_up
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

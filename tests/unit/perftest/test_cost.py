@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from aws_prices import PRICES
 
+from ops.aws_prices import PRICES
 from perftest.cost import cost_per_million, lambda_prices, per_million, price_basis
 
 # Example prices for the arithmetic only (not a price table): $0.20 per million requests and

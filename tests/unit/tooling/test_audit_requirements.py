@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from audit_requirements import AuditError, Pin, audit, parse_ignores, parse_pins, render
+
+from ops.audit_requirements import AuditError, Pin, audit, parse_ignores, parse_pins, render
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import pytest
-from compile_bytecode import main, pyc_path
 from lambda_process import modules_compiled_from_source
+
+from buildtools.compile_bytecode import main, pyc_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from dlq import (
+
+from ops.dlq import (
     DlqError,
     Invocation,
     QueueMessage,

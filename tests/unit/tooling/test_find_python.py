@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-SCRIPT = REPO / "scripts" / "find_python.sh"
+SCRIPT = REPO / "scripts" / "buildtools" / "find_python.sh"
 
 
 def _fake_python(path: Path, version: str) -> Path:

@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass, field
 
 import pytest
-from load_test import (
+
+from perftest.load_test import (
     LoadTestError,
     Plan,
     Route,

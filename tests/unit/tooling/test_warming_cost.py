@@ -10,8 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aws_prices import LambdaPriceTable, PriceError, lambda_price_table
-from warming_cost import (
+
+from ops.aws_prices import LambdaPriceTable, PriceError, lambda_price_table
+from ops.warming_cost import (
     Assumptions,
     CostInputError,
     StrategyEstimate,
@@ -447,7 +448,7 @@ def test_a_negative_assumption_is_refused_by_argparse(capsys: pytest.CaptureFixt
 def test_the_script_runs_on_its_own() -> None:
     # given the script as make warming-cost runs it (PYTHONPATH=scripts, no network)
     env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
-    command = [sys.executable, str(REPO / "scripts" / "warming_cost.py"), "--config-env", "dev"]
+    command = [sys.executable, "-m", "ops.warming_cost", "--config-env", "dev"]
 
     # when it runs, and again with an unknown environment
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

@@ -1,6 +1,6 @@
 """Benchmark lambdakit: import cost per module (python -X importtime) and per-call overheads.
 
-Usage: .venv/bin/python scripts/bench_lambdakit.py [--repeats 9] [--calls-repeat 7]
+Usage: PYTHONPATH=scripts .venv/bin/python -m bench.lambdakit [--repeats 9] [--calls-repeat 7]
 
 Each import figure is the median, over fresh interpreters, of the summed cumulative
 ``-X importtime`` microseconds of the top-level imports the statement triggers (interpreter
@@ -21,7 +21,7 @@ import timeit
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "layers" / "shared"
 MARK = "--lambdakit-bench-mark--"
 

@@ -1,7 +1,7 @@
 """Does the warmer keep N environments warm, and what does a tick cost? Measured on the local stage.
 
-    PYTHONPATH=layers/shared:scripts .venv/bin/python scripts/bench_warming.py [--n 3] [--rounds 5]
-    PYTHONPATH=layers/shared:scripts .venv/bin/python scripts/bench_warming.py \\
+    PYTHONPATH=layers/shared:scripts .venv/bin/python -m bench.warming [--n 3] [--rounds 5]
+    PYTHONPATH=layers/shared:scripts .venv/bin/python -m bench.warming \\
         --stage-file .local/stage.json      # against the stage `make local` runs
 
 Every call goes through the stage's Lambda Invoke API with boto3, so both ways measure the same
@@ -41,7 +41,7 @@ from localstage.runtime import ReportLine
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
 
-EVENTS: Final = Path(__file__).resolve().parents[1] / "events"
+EVENTS: Final = Path(__file__).resolve().parents[2] / "events"
 API: Final = "ApiFunction"
 WARMER: Final = "WarmerFunction"
 

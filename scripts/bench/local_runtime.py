@@ -1,6 +1,6 @@
 """Benchmark the local Lambda runtime's own cost: warm overhead per invoke and an empty cold start.
 
-    PYTHONPATH=scripts .venv/bin/python scripts/bench_local_runtime.py [--warm 300] [--cold 15]
+    PYTHONPATH=scripts .venv/bin/python -m bench.local_runtime [--warm 300] [--cold 15]
 
 Warm overhead = client round trip through the Invoke API (boto3) minus the handler's own REPORT
 Duration. Cold start of an empty handler is compared, in the same run, with the floor of any

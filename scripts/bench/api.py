@@ -1,6 +1,6 @@
 """Benchmark ApiFunction against a floor handler and a naive handler, side by side, in one run.
 
-    PYTHONPATH=layers/shared:scripts .venv/bin/python scripts/bench_api.py \
+    PYTHONPATH=layers/shared:scripts .venv/bin/python -m bench.api \
         [--findings 3000] [--cold 15] [--warm 300]
 
 One local stage (ports 0, temporary state file) is started and synced once, so the table holds
@@ -40,9 +40,9 @@ from localstage.vanta_data import Dataset
 if TYPE_CHECKING:
     from localstage.spec import FunctionSpec
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 EVENTS: Final = REPO / "events"
-HANDLERS: Final = Path(__file__).resolve().parent / "bench_handlers"
+HANDLERS: Final = Path(__file__).resolve().parent / "handlers"
 REGION: Final = "us-east-1"
 NAMES: Final = ("ours", "floor", "naive")
 HANDLER_MODULES: Final = {

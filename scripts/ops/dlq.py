@@ -28,7 +28,7 @@ __all__ = [
     "redrive_queue",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 STATE_FILE: Final = REPO / ".local" / "stage.json"
 SAMCONFIG: Final = REPO / "samconfig.toml"
 # Inspecting hides a message only briefly and puts it back at once; redriving hides it for longer
@@ -604,7 +604,7 @@ def _redrive(args: argparse.Namespace, target: Target) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python scripts/dlq.py inspect|redrive`; exit 1 when a redrive failed, 2 on a setup error."""
+    """`python -m ops.dlq inspect|redrive`; exit 1 when a redrive failed, 2 on a setup error."""
     parser = argparse.ArgumentParser(prog="dlq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect", help="list messages and why they failed; deletes none")

@@ -1,7 +1,7 @@
 """How much does shipping bytecode save on a cold start? The built ApiFunction, with and without.
 
     make build
-    PYTHONPATH=scripts .venv/bin/python scripts/bench_bytecode.py [--rounds 15]
+    PYTHONPATH=scripts .venv/bin/python -m bench.bytecode [--rounds 15]
 
 Two copies of one `sam build` output (default .aws-sam/build) run side by side on two private
 local stages, each as Lambda runs a zip: code read-only, no bytecode written at import.
@@ -29,8 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from compile_bytecode import BytecodeError, check_folder, code_folders, compile_folder
-
+from buildtools.compile_bytecode import BytecodeError, check_folder, code_folders, compile_folder
 from localstage.stage import REPO, LocalStage, StageConfig
 from localstage.vanta_data import Dataset
 

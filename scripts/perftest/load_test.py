@@ -33,7 +33,7 @@ __all__ = [
     "summarise",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 STATE_FILE: Final = REPO / ".local" / "stage.json"
 # The template gives ApiFunction no reserved concurrency; 5 is the provisioned concurrency the
 # stack keeps warm in business hours (ProvisionedConcurrencyBusinessHours), i.e. the load one
@@ -430,7 +430,7 @@ def vars_of(stats: RouteStats) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python scripts/load_test.py`: exit 0 when no answer was unexpected, 1 otherwise."""
+    """`python -m perftest.load_test`: exit 0 when no answer was unexpected, 1 otherwise."""
     parser = argparse.ArgumentParser(prog="load_test", description=__doc__)
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--requests", type=int, default=DEFAULT_MAX_REQUESTS, help="upper bound")

@@ -11,7 +11,7 @@ latest release: a pin equal to the latest release is then audited exactly, and a
 reported as unverified rather than passed silently. A registry that cannot be reached at all is
 an error, never a pass.
 
-Usage: python scripts/audit_requirements.py FILE... [--ignore FILE] [--strict]
+Usage: python scripts/ops/audit_requirements.py FILE... [--ignore FILE] [--strict]
   exit 0: no known vulnerability (unverified pins are listed; --strict fails on them)
   exit 1: a known vulnerability, or with --strict an unverified pin
   exit 2: bad input (an unpinned line, an ignore without a reason) or the registry unreachable

@@ -1,7 +1,7 @@
 """Ship bytecode Lambda can use: compile `sam build` output into unchecked-hash .pyc files.
 
-    python3.13 scripts/compile_bytecode.py [.aws-sam/build]          # what `make build` runs
-    python3.13 scripts/compile_bytecode.py [.aws-sam/build] --check  # is the bytecode valid?
+    python3.13 scripts/buildtools/compile_bytecode.py [.aws-sam/build]          # `make build`
+    python3.13 scripts/buildtools/compile_bytecode.py [.aws-sam/build] --check  # bytecode valid?
 
 Why. Without this, every cold start compiles every module of the function and its layer from
 source and throws the result away:

@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from aws_prices import LambdaPriceTable, PriceError, lambda_price_table
-
 from localstage.schedules import (
     CronExpression,
     RateExpression,
@@ -21,6 +19,7 @@ from localstage.schedules import (
     parse_expression,
 )
 from localstage.template import TemplateError, load_template
+from ops.aws_prices import LambdaPriceTable, PriceError, lambda_price_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +41,7 @@ __all__ = [
     "ticks_per_hour",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 TEMPLATE: Final = REPO / "template.yaml"
 SAMCONFIG: Final = REPO / "samconfig.toml"
 DEFAULT_PROFILE: Final = REPO / "docs" / "traffic-profile.json"

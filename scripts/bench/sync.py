@@ -6,7 +6,7 @@ GIL). In the child, in order: the reference (the real Vanta client walking every
 no storage), a first sync run (real SyncEngine, DynamoStore, S3Archive), and an unchanged
 re-run. Reports JSON lines and a summary table; writes nothing but its output.
 
-    PYTHONPATH=layers/shared:scripts .venv/bin/python scripts/bench_sync.py \
+    PYTHONPATH=layers/shared:scripts .venv/bin/python -m bench.sync \
         --findings 10000 100000
 """
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-REPO: Final = Path(__file__).resolve().parents[1]
+REPO: Final = Path(__file__).resolve().parents[2]
 REGION: Final = "us-east-1"
 NOW: Final = "2025-01-01T12:00:00.000Z"
 _PYTHONPATH: Final = os.pathsep.join(str(REPO / part) for part in ("layers/shared", "scripts"))

@@ -80,7 +80,7 @@ def lambda_price_table(architecture: str, region: str = PRICE_REGION) -> LambdaP
     """The prices of one architecture; PriceError for another region or an unknown architecture."""
     if region != PRICE_REGION:
         raise PriceError(
-            f"no Lambda prices for region {region!r}: the table (scripts/aws_prices.py) holds "
+            f"no Lambda prices for region {region!r}: the table (scripts/ops/aws_prices.py) holds "
             f"{PRICE_REGION} only"
         )
     try:
