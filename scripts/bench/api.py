@@ -395,11 +395,12 @@ def _report(results: dict[str, Any]) -> None:
     durations = results["warm_duration"]
     overhead = med(durations["ours /stats"]) - med(durations["floor /stats"])
     paired = results["paired_overhead"]
-    verdict = "met" if abs(overhead) <= WARM_OVERHEAD_TARGET_MS else "MISSED"
+    # "Within 0.3 ms of the floor": no more than that slower (faster is within it too).
+    verdict = "met" if overhead <= WARM_OVERHEAD_TARGET_MS else "MISSED"
     print(
         f"\nhandler overhead over the bare GetItem (ours - floor Duration, p50): "
         f"{overhead:.3f} ms; paired per-invocation difference p50 {med(paired):.3f} ms, "
-        f"p99 {_percentile(paired, 99):.3f} ms; target within {WARM_OVERHEAD_TARGET_MS} ms "
+        f"p99 {_percentile(paired, 99):.3f} ms; target at most {WARM_OVERHEAD_TARGET_MS} ms "
         f"({verdict})"
     )
     print("\n### Import cost (python -X importtime, handler module incl. its init), ms\n")
