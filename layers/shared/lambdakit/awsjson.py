@@ -484,6 +484,11 @@ class AwsJsonClient:
 
     def _connect(self) -> http.client.HTTPConnection:
         conn = self._conn
+        if conn is not None and _dropped(conn):
+            # The server closed the idle connection (DynamoDB does after a while): reconnect now
+            # rather than spend a failed attempt and a retry on it, as urllib3 does.
+            self.close()
+            conn = None
         if conn is None:
             point = self.endpoint
             conn = _connection(point.scheme, point.host, point.port, self.connect_timeout)
@@ -539,6 +544,21 @@ class AwsJsonClient:
         if response.status < 300:
             return _parse_answer(operation, data)
         raise _service_error(operation, response, data, attempt)
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle kept-alive connection was closed by the server (its socket is readable:
+    an end of file or a TLS close alert, since no answer is pending)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    import select  # noqa: PLC0415 - a built-in module, loaded by http.client's imports anyway
+
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _parse_answer(operation: str, data: bytes) -> dict[str, Any]:

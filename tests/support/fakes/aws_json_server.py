@@ -22,6 +22,7 @@ class Answer:
     body: bytes = b"{}"
     headers: tuple[tuple[str, str], ...] = ()
     hang: bool = False
+    close: bool = False  # close the connection after answering, without saying so
 
     @classmethod
     def error(cls, status: int, code: str, message: str = "scripted") -> Answer:
@@ -100,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
         self.wfile.write(answer.body)
+        if answer.close:
+            self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):

@@ -392,6 +392,20 @@ def test_calls_share_one_kept_alive_connection(server: ScriptedServer) -> None:
     assert len({seen.peer for seen in server.seen}) == 1
 
 
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(
+    server: ScriptedServer,
+) -> None:
+    server.script = [Answer(close=True)]
+    client, sleeps = _client(server)
+
+    client.call("GetItem", {"TableName": "t"})
+    client.call("GetItem", {"TableName": "t"})
+
+    assert len(server.seen) == 2
+    assert server.seen[0].peer != server.seen[1].peer
+    assert sleeps == []
+
+
 def test_the_dynamodb_adapter_reports_storage_errors_naming_table_and_code(
     server: ScriptedServer,
 ) -> None:
