@@ -55,6 +55,7 @@ class ScriptedServer:
     default: Answer = field(default_factory=Answer)
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    closed: threading.Event = field(default_factory=threading.Event)  # a connection was closed
 
     def next_answer(self) -> Answer:
         return self.script.pop(0) if self.script else self.default
@@ -108,6 +109,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: ScriptedServer
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        self.state.closed.set()
 
 
 def scripted_server() -> Iterator[ScriptedServer]:

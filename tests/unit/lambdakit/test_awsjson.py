@@ -399,6 +399,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(
     client, sleeps = _client(server)
 
     client.call("GetItem", {"TableName": "t"})
+    assert server.closed.wait(5)  # the server has closed its end before the next call
     client.call("GetItem", {"TableName": "t"})
 
     assert len(server.seen) == 2
