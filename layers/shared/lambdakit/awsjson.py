@@ -316,6 +316,8 @@ def resolve_endpoint(service: str, environ: Mapping[str, str] | None = None) -> 
             url = env.get(name, "").strip()
             if url:
                 scheme, host, port, path = _split_url(url, name)
+                if "?" in path:  # it would have to be signed as a canonical query string
+                    raise ConfigurationError(f"{name}: a query string is not supported ({url!r})")
                 return Endpoint(scheme, host, port, path, region)
     suffix = next((s for prefix, s in _SUFFIXES if region.startswith(prefix)), "amazonaws.com")
     return Endpoint("https", f"{service}.{region}.{suffix}", None, "/", region)
@@ -403,6 +405,7 @@ class AwsJsonClient:
     ``target_prefix`` and ``json_version`` come from the service's model (DynamoDB:
     ``"DynamoDB_20120810"``, ``"1.0"``). ``deadline`` (set per invocation) bounds retries;
     ``sleep``, ``random_fn`` and ``clock`` (epoch seconds, for X-Amz-Date) are injectable.
+    Not thread-safe: one call at a time, as Lambda runs one invocation at a time.
     """
 
     def __init__(

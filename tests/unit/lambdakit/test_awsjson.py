@@ -186,6 +186,7 @@ def test_the_endpoint_is_the_one_botocore_resolves(
         ({}, "AWS_DEFAULT_REGION: missing"),
         ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_USE_FIPS_ENDPOINT": "true"}, "FIPS"),
         ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "ftp://h"}, "AWS_ENDPOINT_URL"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://h/?a=1"}, "query string"),
     ],
 )
 def test_an_endpoint_the_client_cannot_honour_is_refused_by_name(
