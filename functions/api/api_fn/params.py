@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from api_fn.errors import BadRequestError
 from vulnstats.models import AssetType, Severity
 from vulnstats.queries import FindingFilter
+from vulnstats.triggers import MAX_REASON
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -21,10 +22,12 @@ __all__ = [
     "HISTORY_PARAMETERS",
     "MAX_REASON",
     "RUNS_PARAMETERS",
+    "STATS_PARAMETERS",
     "FindingListing",
     "check_known",
     "parse_finding_listing",
     "parse_history_days",
+    "parse_include_deactivated",
     "parse_runs_limit",
     "parse_sync_reason",
 ]
@@ -35,7 +38,6 @@ DEFAULT_HISTORY_DAYS: Final = 30
 MAX_DAYS: Final = 365
 DEFAULT_RUNS_LIMIT: Final = 20
 MAX_RUNS_LIMIT: Final = 100
-MAX_REASON: Final = 500
 MAX_TEXT: Final = 256
 DEFAULT_REASON: Final = "requested through the API"
 
@@ -53,7 +55,18 @@ FINDING_PARAMETERS: Final = frozenset(
     }
 )
 _INTEGER: Final = re.compile(r"-?[0-9]{1,9}")
-HISTORY_PARAMETERS: Final = frozenset({"days"})
+_SHOWN_CHARS: Final = 64  # of a client's value quoted back in a 400: enough to spot the mistake
+
+
+def _shown(raw: str) -> str:
+    """A client's value as a 400 quotes it: whole when short, else its start and its length."""
+    if len(raw) <= _SHOWN_CHARS:
+        return repr(raw)
+    return f"{raw[:_SHOWN_CHARS]!r}... ({len(raw)} characters)"
+
+
+STATS_PARAMETERS: Final = frozenset({"includeDeactivated"})
+HISTORY_PARAMETERS: Final = frozenset({"days", "includeDeactivated"})
 RUNS_PARAMETERS: Final = frozenset({"limit"})
 
 
@@ -75,7 +88,8 @@ def check_known(params: Mapping[str, str] | None, known: Collection[str]) -> dic
     for name in sorted(values):
         if name not in known:
             raise BadRequestError(
-                name, f"unknown query parameter; expected one of {', '.join(sorted(known))}"
+                name[:_SHOWN_CHARS],
+                f"unknown query parameter; expected one of {', '.join(sorted(known))}",
             )
     return values
 
@@ -86,7 +100,7 @@ def _integer(params: Mapping[str, str], name: str, default: int, low: int, high:
         return default
     text = raw.strip()
     if _INTEGER.fullmatch(text) is None:
-        raise BadRequestError(name, f"expected an integer from {low} to {high}, got {raw!r}")
+        raise BadRequestError(name, f"expected an integer from {low} to {high}, got {_shown(raw)}")
     value = int(text)
     if not low <= value <= high:
         raise BadRequestError(name, f"must be from {low} to {high}, got {value}")
@@ -105,7 +119,7 @@ def _boolean(params: Mapping[str, str], name: str) -> bool | None:
         return None
     text = raw.strip().lower()
     if text not in ("true", "false"):
-        raise BadRequestError(name, f"expected true or false, got {raw!r}")
+        raise BadRequestError(name, f"expected true or false, got {_shown(raw)}")
     return text == "true"
 
 
@@ -128,7 +142,7 @@ def _severity(params: Mapping[str, str]) -> Severity | None:
     except ValueError:
         expected = ", ".join(member.value for member in Severity)
         raise BadRequestError(
-            "severity", f"unknown severity {raw!r}; expected one of {expected} (any case)"
+            "severity", f"unknown severity {_shown(raw)}; expected one of {expected} (any case)"
         ) from None
 
 
@@ -141,7 +155,7 @@ def _asset_type(params: Mapping[str, str]) -> AssetType | None:
     except ValueError:
         expected = ", ".join(member.value for member in AssetType)
         raise BadRequestError(
-            "assetType", f"unknown asset type {raw!r}; expected one of {expected}"
+            "assetType", f"unknown asset type {_shown(raw)}; expected one of {expected}"
         ) from None
 
 
@@ -168,6 +182,11 @@ def parse_history_days(raw: Mapping[str, str] | None) -> int:
     """``days`` of ``GET /stats/history`` (1..365, default 30)."""
     params = check_known(raw, HISTORY_PARAMETERS)
     return _integer(params, "days", DEFAULT_HISTORY_DAYS, 1, MAX_DAYS)
+
+
+def parse_include_deactivated(raw: Mapping[str, str] | None, known: Collection[str]) -> bool:
+    """``includeDeactivated`` (true or false, default false) of a route knowing ``known``."""
+    return bool(_boolean(check_known(raw, known), "includeDeactivated"))
 
 
 def parse_runs_limit(raw: Mapping[str, str] | None) -> int:
