@@ -7,6 +7,7 @@ credentials and sent to a loopback stand-in; what reaches the wire must match he
 from __future__ import annotations
 
 import json
+import os
 import socket
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,16 @@ def _ours(environ: dict[str, str], **kwargs: Any) -> AwsJsonClient:
 
 
 def _botocore(environ: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    # Only the variables of the case: no profile file or ambient setting may steer the oracle.
+    for name in (
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_USE_FIPS_ENDPOINT",
+        "AWS_PROFILE",
+        "AWS_USE_DUALSTACK_ENDPOINT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
