@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,6 +21,7 @@ from sync_stage import items, poll, runs, set_env, set_faults
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset, Revision
+from ops.dlq import SqsQueue, SqsRequeue, redrive_queue
 from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("sync-queue")]
 
+REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 _TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 DATA = Dataset(seed=43, vulnerability_count=150, asset_count=20, remediation_count=60, now=_TODAY)
@@ -242,13 +247,26 @@ def test_a_worker_killed_mid_run_is_resumed_from_the_queue_within_its_timeout_an
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        # then the run goes on from the queue, with no manual start, within timeout + margin
+        stuck_at = _run_item(dynamodb, table, run_id)["checkpoint"]
+
+        # then the queue brings the request back and the run moves on from its checkpoint, with
+        # no manual start, within the function's timeout plus the margin (and polling slack)
+        def moved_on() -> bool | None:
+            item = _run_item(dynamodb, table, run_id)
+            return (
+                True if item["checkpoint"] != stuck_at or item["status"]["S"] != "running" else None
+            )
+
         poll(
-            lambda: True if runs(dynamodb, table).get(run_id) == "succeeded" else None,
-            timeout=KILL_TIMEOUT_S + KILL_MARGIN_S + 60,
-            what="the killed run was not resumed",
+            moved_on, timeout=KILL_TIMEOUT_S + KILL_MARGIN_S + 15, what="the run was not taken over"
         )
         resumed_in = time.monotonic() - killed_at
+        # and finishes
+        poll(
+            lambda: True if runs(dynamodb, table).get(run_id) == "succeeded" else None,
+            timeout=240,
+            what="the resumed run did not finish",
+        )
     finally:
         set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
         set_env(
@@ -265,4 +283,52 @@ def test_a_worker_killed_mid_run_is_resumed_from_the_queue_within_its_timeout_an
     # and nothing was written twice: the run wrote no more than what changed upstream
     counts = _run_item(dynamodb, table, run_id)["counts"]["M"]
     assert int(counts["written"]["N"]) <= int(counts["fetched"]["N"])
-    print(f"\nkill -9: run {run_id} finished {resumed_in:.1f} s after its worker was killed")
+    print(f"\nkill -9: run {run_id} taken over {resumed_in:.1f} s after its worker was killed")
+
+
+def test_schedule_person_and_redrive_racing_never_run_two_syncs_at_once(
+    stage: LocalStage, dynamodb: DynamoDBClient, sqs: SQSClient
+) -> None:
+    table = stage.physical_ids["StateTable"]
+    queue, dlq = stage.physical_ids["SyncRequestsQueue"], stage.physical_ids["DeadLetterQueue"]
+    poll(lambda: _settled(stage, dynamodb, sqs), timeout=120, what="the stage did not settle")
+    before = set(runs(dynamodb, table))
+    # given a request waiting in the DLQ and runs that take a few seconds
+    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(manual_event("from the dlq")))
+    set_faults(
+        stage,
+        {
+            "rules": [{"kind": "latency", "endpoint": "vulnerabilities", "seconds": 0.5}],
+            "token_rate_limit_per_minute": 0,
+        },
+    )
+    scheduled = json.loads((REPO / "events" / "sync_scheduled.json").read_text())
+    scheduled["id"] = str(uuid.uuid4())
+    sync_name = stage.describe()["functions"]["SyncFunction"]
+    racers = [
+        lambda: sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(scheduled)),
+        lambda: requests.post(
+            f"{stage.urls['api']}/sync", headers={"x-api-key": stage.api_key}, timeout=60
+        ),
+        lambda: redrive_queue(
+            SqsQueue(sqs, dlq, wait_s=0), SqsRequeue(sqs, queue), sync_name, max_messages=5
+        ),
+    ]
+    try:
+        # when the schedule, a person and a redrive ask for a sync at the same moment
+        with ThreadPoolExecutor(max_workers=len(racers)) as pool:
+            for future in [pool.submit(racer) for racer in racers]:
+                future.result()
+        poll(lambda: _settled(stage, dynamodb, sqs), timeout=300, what="the race did not drain")
+    finally:
+        set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
+    # then every request was carried, and no two runs ever overlapped in time
+    new = sorted(set(runs(dynamodb, table)) - before)
+    assert new
+    spans = [
+        (item["started_at"]["S"], item["finished_at"]["S"])
+        for item in (_run_item(dynamodb, table, run_id) for run_id in new)
+    ]
+    spans.sort()
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert _depth(sqs, dlq) == 0
