@@ -106,8 +106,8 @@ validate: $(TOOLS)/sam/.installed ## sam validate --lint
 # The live alias gets a new version only when ApiVersionHash changes (template.yaml, ApiFunction):
 # scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
 # overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
-deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy ENV=dev|prod
-	@case "$(ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(ENV)')" >&2; exit 2;; esac
+deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy ENV=dev|prod|dr
+	@case "$(ENV)" in dev|prod|dr|default) ;; *) echo "ENV must be dev, prod or dr (got '$(ENV)')" >&2; exit 2;; esac
 	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(ENV) --parameter-overrides)"; \
 	  $(SAM) deploy --config-env $(ENV) --parameter-overrides "$$overrides"
 

@@ -18,6 +18,13 @@ class ApiSettings:
     cache_ttl_seconds: int = env(
         "CACHE_TTL_SECONDS", in_range(parse_int, minimum=0, maximum=3600), default=300
     )
+    # /health/ready answers 503 once the last successful sync is older than this (seconds).
+    readiness_max_data_age_seconds: int = env(
+        "READINESS_MAX_DATA_AGE_SECONDS",
+        in_range(parse_int, minimum=60, maximum=604800),
+        default=7200,
+    )
+    region: str = env("AWS_REGION", parse_str, default="local")
     # Set by Lambda: "on-demand", "provisioned-concurrency" or "snap-start".
     initialization_type: str = env("AWS_LAMBDA_INITIALIZATION_TYPE", parse_str, default="on-demand")
 
