@@ -190,6 +190,14 @@ COST_ARGS ?=
 warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod] [COST_ARGS=--json]
 	PYTHONPATH=scripts $(PY) -m ops.warming_cost --config-env $(ENV) $(COST_ARGS)
 
+# The standby region's monthly cost by part (scripts/ops/dr_cost.py, docs/operations.md "Disaster
+# recovery"): samconfig's dr environment, and whether prod replicates its archive there.
+DR_COST_ARGS ?=
+
+.PHONY: dr-cost
+dr-cost: $(VENV)/.installed ## monthly cost of the standby region (samconfig dr) by part; DR_COST_ARGS="--json"
+	PYTHONPATH=scripts $(PY) -m ops.dr_cost --config-env dr --primary-env prod $(DR_COST_ARGS)
+
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean
 clean: ## remove build output, caches and environments

@@ -283,7 +283,7 @@ def test_samconfig_overrides_reach_the_settings() -> None:
 
 
 def test_an_unknown_environment_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(CostInputError, match=r"unknown --config-env 'stage'.*dev, prod"):
+    with pytest.raises(CostInputError, match=r"unknown --config-env 'stage'.*dev, dr, prod"):
         read_samconfig_overrides(SAMCONFIG, "stage")
 
 
