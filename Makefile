@@ -198,6 +198,14 @@ DR_COST_ARGS ?=
 dr-cost: $(VENV)/.installed ## monthly cost of the standby region (samconfig dr) by part; DR_COST_ARGS="--json"
 	PYTHONPATH=scripts $(PY) -m ops.dr_cost --config-env dr --primary-env prod $(DR_COST_ARGS)
 
+# A disaster-recovery drill on two local stages (ports 3200-3203 and 3300-3303): Route 53's
+# failover policy from the template's defaults in compressed time (scripts/ops/dr_drill.py).
+DR_DRILL_ARGS ?=
+
+.PHONY: dr-drill
+dr-drill: $(VENV)/.installed ## kill the primary of two local stages, time the failover to the secondary; DR_DRILL_ARGS="--compression 30"
+	PYTHONPATH=scripts $(PY) -m ops.dr_drill $(DR_DRILL_ARGS)
+
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean
 clean: ## remove build output, caches and environments
