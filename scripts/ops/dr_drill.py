@@ -303,12 +303,15 @@ def run_drill(
     policy: Policy,
     compression: float,
     deadline_s: float,
+    kill_phase: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
 ) -> DrillReport:
     """Kill ``primary`` (both stages running and synced) and follow clients to ``secondary``.
 
-    Raises DrillError when clients are not served by the secondary within ``deadline_s`` (wall
-    seconds), or when a stage is not ready to begin with.
+    ``kill_phase`` places the kill within a check interval (0: as a check starts, which gives the
+    best case of detection; 0.5: half an interval after one). Raises DrillError when clients are
+    not served by the secondary within ``deadline_s`` (wall seconds), or when a stage is not ready
+    to begin with.
     """
     if primary.api_key != secondary.api_key:
         raise DrillError("the two stages must share one API key, as the regions do")
@@ -333,8 +336,8 @@ def run_drill(
     for thread in threads:
         thread.start()
     try:
-        # steady state: a few intervals of the primary serving
-        drill.stop.wait(policy.failure_threshold * drill.interval)
+        # steady state: a few intervals of the primary serving, then the kill at the chosen phase
+        drill.stop.wait((policy.failure_threshold + kill_phase) * drill.interval)
         report.killed_at_s = drill.now()
         primary.stop()  # the API front closes first: the region stops answering
         while report.first_served_by_secondary_at_s is None:
@@ -422,10 +425,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops.dr_drill", description=__doc__)
     parser.add_argument("--compression", type=float, default=30.0, help="time runs N x faster")
     parser.add_argument("--deadline", type=float, default=120.0, help="wall seconds to fail over")
+    parser.add_argument(
+        "--kill-phase",
+        type=float,
+        default=0.5,
+        help="when in a check interval the kill comes (0-1)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    if args.compression < 1:
-        print("dr_drill: --compression must be 1 or more", file=sys.stderr)
+    if args.compression < 1 or not 0 <= args.kill_phase < 1:
+        print(
+            "dr_drill: --compression must be 1 or more, --kill-phase within [0, 1)", file=sys.stderr
+        )
         return 2
     key = "local-" + secrets.token_urlsafe(24)
     # the same upstream data in both regions: Vanta is the one source of truth
@@ -442,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 policy=Policy.from_template(),
                 compression=args.compression,
                 deadline_s=args.deadline,
+                kill_phase=args.kill_phase,
             )
     except (DrillError, StageError) as exc:
         print(f"dr_drill: {exc}", file=sys.stderr)
