@@ -85,13 +85,17 @@ PRICES: Final[dict[str, LambdaPriceTable]] = {
 }
 
 
-def lambda_price_table(architecture: str, region: str = PRICE_REGION) -> LambdaPriceTable:
-    """The prices of one architecture; PriceError for another region or an unknown architecture."""
+def _check_region(region: str, what: str) -> None:
     if region != PRICE_REGION:
         raise PriceError(
-            f"no Lambda prices for region {region!r}: the table (scripts/ops/aws_prices.py) holds "
+            f"no {what} for region {region!r}: the table (scripts/ops/aws_prices.py) holds "
             f"{PRICE_REGION} only"
         )
+
+
+def lambda_price_table(architecture: str, region: str = PRICE_REGION) -> LambdaPriceTable:
+    """The prices of one architecture; PriceError for another region or an unknown architecture."""
+    _check_region(region, "Lambda prices")
     try:
         return PRICES[architecture]
     except KeyError:
@@ -176,11 +180,7 @@ SERVICE_PRICES: Final[dict[str, ServicePrice]] = {
 
 def service_price(name: str, region: str = PRICE_REGION) -> ServicePrice:
     """One price of ``SERVICE_PRICES``; PriceError for another region or an unknown name."""
-    if region != PRICE_REGION:
-        raise PriceError(
-            f"no prices for region {region!r}: the table (scripts/ops/aws_prices.py) holds "
-            f"{PRICE_REGION} only"
-        )
+    _check_region(region, "prices")
     try:
         return SERVICE_PRICES[name]
     except KeyError:
