@@ -9,7 +9,6 @@ import secrets
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from localstage.apigw import start_api_front
@@ -20,9 +19,11 @@ from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
+from locate import STATE_FILE, TEMPLATE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from pathlib import Path
 
     from localstage.runtime import InvokeResult
     from localstage.spec import StackSpec
@@ -31,7 +32,6 @@ __all__ = ["LocalStage", "PortInUseError", "StageConfig", "StageError"]
 
 logger = logging.getLogger(__name__)
 
-REPO: Final = Path(__file__).resolve().parents[2]
 _QUEUE: Final = "AWS::SQS::Queue"
 # Parameters every local stage sets: no X-Ray daemon, no Insights extension, no upstream pacing.
 LOCAL_OVERRIDES: Final = {
@@ -54,7 +54,7 @@ class PortInUseError(StageError):
 class StageConfig:
     """Where the stage listens and what it serves. Port 0 picks a free port."""
 
-    template: Path = REPO / "template.yaml"
+    template: Path = TEMPLATE
     host: str = "127.0.0.1"
     api_port: int = 3000
     invoke_port: int = 3001
@@ -64,7 +64,7 @@ class StageConfig:
     region: str = "us-east-1"
     overrides: Mapping[str, str] = field(default_factory=dict)
     dataset: Dataset = field(default_factory=lambda: Dataset(seed=7, now=datetime.now(UTC)))
-    state_file: Path | None = REPO / ".local" / "stage.json"
+    state_file: Path | None = STATE_FILE
     idle_timeout_s: float = 600.0
     event_retry_delay_s: float = 1.0
     # Point the functions' own Lambda calls (the warmer's pings, POST /sync, continuations) at
@@ -76,6 +76,15 @@ class StageConfig:
     # False for a `sam build` output: its code is read-only on Lambda (/var/task, /opt), so the
     # workers never write bytecode next to it and run only the bytecode the build shipped.
     writable_code: bool = True
+
+    @classmethod
+    def ephemeral(cls, **changes: Any) -> StageConfig:
+        """A private stage: free loopback ports and no state file, so nothing else finds it.
+
+        `changes` sets any other field (stack_name, dataset, overrides, a state_file, ...).
+        """
+        private = {"api_port": 0, "invoke_port": 0, "moto_port": 0, "vanta_port": 0}
+        return cls(**{**private, "state_file": None, **changes})
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -237,6 +246,16 @@ class LocalStage:
         if self.runtime is None:
             raise StageError("the stage is not running")
         return self.runtime.invoke(logical_id, json.dumps(event).encode(), log_tail=True)
+
+    def first_sync(self, reason: str) -> None:
+        """Run one full sync so the API reads real data; a StageError when it fails."""
+        # vulnstats.triggers.manual_event builds this event, but the tools that start private
+        # stages (performance_test.py, the load test) run without the layer on their path.
+        result = self.invoke("SyncFunction", {"action": "sync", "reason": reason})
+        if result.function_error:
+            raise StageError(
+                f"the first sync of {self.config.stack_name} failed: {result.payload[:300]!r}"
+            )
 
     def stop(self) -> None:
         """Stop everything that was started, newest first; safe to call twice."""

@@ -17,7 +17,10 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from localstage.template import TemplateError, load_stack, load_template
+from localstage.cfn import TemplateError
+from localstage.intrinsics import open_template
+from localstage.template import load_stack
+from locate import SAMCONFIG, TEMPLATE, LocateError, samconfig_environment
 from ops.aws_prices import (
     PRICE_REGION,
     LambdaPriceTable,
@@ -25,17 +28,14 @@ from ops.aws_prices import (
     lambda_price_table,
     service_price,
 )
-from ops.warming_cost import (
+from ops.warming_model import (
     MONTH_HOURS,
-    SAMCONFIG,
-    TEMPLATE,
     WEEK_HOURS,
     Assumptions,
     CostInputError,
     TrafficProfile,
     WarmingSettings,
     advise,
-    read_samconfig_overrides,
     read_settings,
     ticks_per_hour,
 )
@@ -344,22 +344,11 @@ def _with_stand_ins(overrides: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def _alarm_metrics(template: Mapping[str, Any], parameters: Mapping[str, str]) -> int:
-    """Metrics watched by the alarms that exist for these parameters (simple conditions only)."""
-    conditions: Mapping[str, Any] = template.get("Conditions", {})
-
-    def exists(name: str | None) -> bool:
-        if name is None:
-            return True
-        expression = conditions.get(name, {})
-        left, right = expression.get("Fn::Equals", [None, None])
-        if isinstance(left, dict) and "Ref" in left and isinstance(right, str):
-            return parameters.get(left["Ref"]) == right
-        raise CostInputError(f"alarm condition {name} is not Ref == value: count it by hand")
-
+def _alarm_metrics(resources: Mapping[str, Mapping[str, Any]]) -> int:
+    """Metrics watched by the alarms the parameters deploy (a metric-math alarm: each metric)."""
     total = 0
-    for resource in template.get("Resources", {}).values():
-        if resource.get("Type") == "AWS::CloudWatch::Alarm" and exists(resource.get("Condition")):
+    for resource in resources.values():
+        if resource.get("Type") == "AWS::CloudWatch::Alarm":
             metrics = resource.get("Properties", {}).get("Metrics")
             total += sum(1 for m in metrics if "MetricStat" in m) if metrics else 1
     return total
@@ -373,16 +362,24 @@ def read_standby(
     samconfig: Path = SAMCONFIG,
 ) -> Standby:
     """The standby's settings from the template and both samconfig environments."""
-    raw, region = read_samconfig_overrides(samconfig, config_env)
-    primary, _ = read_samconfig_overrides(samconfig, primary_env)
-    overrides = _with_stand_ins(raw)
+    try:
+        standby_env = samconfig_environment(config_env, samconfig)
+        primary_env_config = samconfig_environment(primary_env, samconfig)
+    except LocateError as exc:
+        raise CostInputError(str(exc)) from exc
+    region = standby_env.region or PRICE_REGION
+    overrides = _with_stand_ins(standby_env.parameter_overrides)
     try:
         stack = load_stack(template_path, overrides=overrides, region=region)
-        template = load_template(template_path)
+        resolved = open_template(template_path, overrides=overrides, region=region)
+        primary = open_template(
+            template_path,
+            overrides=_with_stand_ins(primary_env_config.parameter_overrides),
+            region=primary_env_config.region or PRICE_REGION,
+        )
     except TemplateError as exc:
         raise CostInputError(str(exc)) from exc
-    parameters = stack.parameters
-    primary_values = {**_defaults(template), **_with_stand_ins(primary)}
+    parameters = resolved.parameter_texts
     return Standby(
         config_env=config_env,
         region=region,
@@ -390,25 +387,16 @@ def read_standby(
         sync_memory_mb=stack.functions["SyncFunction"].memory_mb,
         sync_schedule=parameters["SyncSchedule"],
         function_count=len(stack.functions),
-        failover_member=parameters["FailoverRole"] != "NONE",
+        failover_member="ApiHealthCheck" in resolved.resources,
         health_check_interval_s=int(parameters["HealthCheckRequestInterval"]),
         insights=parameters["LambdaInsightsEnabled"] == "true",
-        shared_api_key=bool(parameters["ApiKeySecretArn"])
-        and parameters["ApiAuthType"] == "API_KEY",
-        alarm_metrics=_alarm_metrics(template, parameters),
+        shared_api_key="SharedApiKey" in resolved.resources,
+        alarm_metrics=_alarm_metrics(resolved.resources),
         warming=read_settings(template_path, overrides, region),
         primary_env=primary_env,
-        primary_schedule=primary_values["SyncSchedule"],
-        primary_replicates_here=bool(primary_values.get("ArchiveReplicaBucketArn")),
+        primary_schedule=primary.parameter_texts["SyncSchedule"],
+        primary_replicates_here="ArchiveReplicationRole" in primary.resources,
     )
-
-
-def _defaults(template: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        name: str(spec["Default"])
-        for name, spec in template.get("Parameters", {}).items()
-        if "Default" in spec
-    }
 
 
 # ------------------------------------------------------------------ output

@@ -76,7 +76,7 @@ class Policy:
     def from_template(cls, template: Path = REPO / "template.yaml") -> Policy:
         """The defaults of HealthCheckRequestInterval, HealthCheckFailureThreshold and
         FailoverRecordTtl."""
-        from localstage.template import load_template  # noqa: PLC0415 - the CLI only
+        from localstage.cfn import load_template  # noqa: PLC0415 - the CLI only
 
         parameters = load_template(template)["Parameters"]
         return cls(

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from locate import REPO
 from perftest.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["DEFAULT_FIXTURES", "Payload", "default_fixture", "load_payload"]
 
-REPO: Final = Path(__file__).resolve().parents[2]
 EVENTS: Final = REPO / "events"
 DEFAULT_FIXTURES: Final = {
     "ApiFunction": "api_get_stats.json",
