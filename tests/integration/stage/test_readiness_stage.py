@@ -11,13 +11,12 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 import pytest
 import requests
 from stage_support import isolated_stage
 
-from localstage.aws import DUMMY_CREDENTIALS
 from localstage.vanta_data import Dataset
+from locate import local_session
 from vulnstats.dynamo import DynamoStore
 
 if TYPE_CHECKING:
@@ -44,13 +43,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
 
 
 def _dynamodb(stage: LocalStage) -> Any:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=stage.urls["aws"],
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-    )
+    return local_session(REGION).client("dynamodb", endpoint_url=stage.urls["aws"])
 
 
 def _ready(stage: LocalStage) -> requests.Response:
