@@ -148,7 +148,7 @@ LOAD_ARGS ?=
 
 .PHONY: load-test
 load-test: $(VENV)/.installed ## bounded load run on the local stage's API front; LOAD_ARGS="--concurrency 5 --requests 2000 --seconds 60"
-	PYTHONPATH=scripts $(PY) -m perftest.load_test $(LOAD_ARGS)
+	PYTHONPATH=scripts:layers/shared $(PY) -m perftest.load_test $(LOAD_ARGS)
 
 # ---------------------------------------------------------------- operations
 # The dead-letter queue of the running local stage (ENV=local, the default), or of a deployed
@@ -169,7 +169,8 @@ dlq-redrive: $(VENV)/.installed ## re-submit dead-lettered sync events, delete e
 # ---------------------------------------------------------------- performance
 # scripts/performance_test.py (docs/performance.md). PERF_MODE picks the mode (full by default),
 # PERF_ARGS passes anything else, e.g. PERF_ARGS="--cold 20 --warm 200 --function ApiFunction".
-PERF = $(PY) scripts/performance_test.py
+# The layer is on the path for its sync-trigger contract (a private stage's first sync).
+PERF = PYTHONPATH=scripts:layers/shared $(PY) scripts/performance_test.py
 PERF_MODE ?= full
 PERF_ARGS ?=
 
