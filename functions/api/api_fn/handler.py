@@ -12,11 +12,13 @@ from lambdakit.clients import get_client
 from lambdakit.observability import (
     ObservabilitySettings,
     PowertoolsMetricSink,
+    api_gateway_fields,
     capture_handler,
     create_logger,
     create_metrics,
     create_tracer,
     finish_init,
+    log_context,
 )
 from lambdakit.settings import load_settings
 from lambdakit.warm import warm_guard
@@ -26,7 +28,7 @@ from vulnstats.queries import DynamoReader
 # Init: settings are validated here so a misconfigured function fails its cold start, not a request.
 _observability = ObservabilitySettings.from_env()
 settings = load_settings(ApiSettings)
-logger = create_logger(_observability)
+logger = create_logger(_observability, packages=("vulnstats",))
 metrics = create_metrics(_observability)
 tracer = create_tracer(_observability)
 # The one client every route needs, created during init so no request pays for it; the Lambda
@@ -48,7 +50,11 @@ app = create_app(settings, reader, logger=logger)
 
 @warm_guard(metrics=PowertoolsMetricSink(metrics), app_version=settings.app_version)
 @capture_handler(tracer)
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@log_context(
+    logger,
+    correlation_id_path=correlation_paths.API_GATEWAY_REST,
+    debug_fields=api_gateway_fields,
+)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Route one API Gateway REST proxy event."""

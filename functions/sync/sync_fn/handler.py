@@ -22,6 +22,7 @@ from lambdakit.observability import (
     create_metrics,
     create_tracer,
     finish_init,
+    log_context,
 )
 from lambdakit.settings import load_settings
 from lambdakit.warm import warm_guard
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 _observability = ObservabilitySettings.from_env()
 settings = load_settings(SyncSettings)
-logger = create_logger(_observability)
+logger = create_logger(_observability, packages=("vulnstats",))
 metrics = create_metrics(_observability)
 metric_sink = PowertoolsMetricSink(metrics)
 tracer = create_tracer(_observability)
@@ -81,7 +82,7 @@ _run_once: Callable[..., dict[str, Any]] = idempotent_function(
 
 @warm_guard(metrics=metric_sink, app_version=settings.app_version)
 @capture_handler(tracer)
-@logger.inject_lambda_context
+@log_context(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Parse the trigger (a bad event raises, so it reaches the DLQ intact) and run the sync."""

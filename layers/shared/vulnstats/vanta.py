@@ -164,6 +164,10 @@ class HttpSession(Protocol):
 class StructuredLogger(Protocol):
     """A ``logging.Logger`` or a Powertools ``Logger``: messages with structured ``extra``."""
 
+    def debug(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None:
+        """Log at debug level."""
+        ...
+
     def info(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None:
         """Log at info level."""
         ...
@@ -619,6 +623,16 @@ class VantaClient:
         page = self._with_retries(attempt)
         self.stats.pages += 1
         self._metrics.add(PAGES_FETCHED, 1.0)
+        # Context for a run that fails later: held in the log buffer, written only on an error.
+        self._logger.debug(
+            "vanta page fetched",
+            extra={
+                "entity": entity,
+                "page": number,
+                "records": len(page.records),
+                "bytes": len(page.raw),
+            },
+        )
         return page
 
     def _maybe_halve(
