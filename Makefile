@@ -103,9 +103,13 @@ build: $(TOOLS)/sam/.installed ## sam build, then bytecode Lambda can use (scrip
 validate: $(TOOLS)/sam/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
-deploy: build ## sam deploy with a samconfig environment: make deploy ENV=dev|prod
+# The live alias gets a new version only when ApiVersionHash changes (template.yaml, ApiFunction):
+# scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
+# overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
+deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy ENV=dev|prod
 	@case "$(ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(ENV)')" >&2; exit 2;; esac
-	$(SAM) deploy --config-env $(ENV)
+	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(ENV) --parameter-overrides)"; \
+	  $(SAM) deploy --config-env $(ENV) --parameter-overrides "$$overrides"
 
 invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
