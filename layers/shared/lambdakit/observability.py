@@ -114,7 +114,8 @@ def _route_through(package_logger: logging.Logger, logger: Logger) -> None:
     # The package's parent logger: modules imported later (child loggers) propagate to it. As
     # Powertools does for its own logger, the root's handlers (the Lambda runtime's) drop the
     # package's records instead of writing them a second time; pytest's capture keeps them.
-    package_logger.handlers = list(logger.handlers)
+    # Handlers run in order: the buffered DEBUG lines are written before the error record.
+    package_logger.handlers = [_FlushOnError(logger), *logger.handlers]
     package_logger.setLevel(logger.log_level)
     for handler in logging.root.handlers:
         if type(handler).__module__ == "_pytest.logging" or any(
@@ -122,6 +123,17 @@ def _route_through(package_logger: logging.Logger, logger: Logger) -> None:
         ):
             continue
         handler.addFilter(_DropPackage(package_logger.name))
+
+
+class _FlushOnError(logging.Handler):
+    """An error logged by a package writes the invocation's buffered DEBUG lines first."""
+
+    def __init__(self, logger: Logger) -> None:
+        super().__init__(logging.ERROR)
+        self._logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._logger.flush_buffer()
 
 
 class _DropPackage(logging.Filter):

@@ -289,3 +289,20 @@ def test_given_package_logger_when_wired_then_its_info_lines_share_the_json_hand
         "r1",
         "buffer-packages",
     )
+
+
+@pytest.mark.usefixtures("traced")
+def test_given_package_logger_when_it_logs_an_error_then_buffered_debug_lines_come_first(
+    lambda_context: Any,
+) -> None:
+    stream = io.StringIO()
+    logger = _buffered_logger("buffer-package-error", stream)
+
+    @log_context(logger)
+    def handler(event: Any, context: Any) -> str:
+        logger.debug("page fetched")
+        logging.getLogger("lambdakit.engine").error("run failed")
+        return "failed"
+
+    handler({}, lambda_context)
+    assert _messages(stream) == ["page fetched", "run failed"]
