@@ -80,7 +80,8 @@ def _invoke_sync(stage: LocalStage) -> str:
     return str(json.loads(result.payload).get("status"))
 
 
-def _corrupt_finding(stage: LocalStage) -> None:
+def corrupt_finding(stage: LocalStage, finding_id: str = CORRUPT_ID) -> None:
+    """Store a finding whose remediateByDate is a number: reading it makes the API answer 500."""
     client = boto3.client(
         "dynamodb",
         endpoint_url=stage.urls["aws"],
@@ -88,7 +89,7 @@ def _corrupt_finding(stage: LocalStage) -> None:
         aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
     )
-    item = {**state_key("vulnerabilities", CORRUPT_ID), "remediateByDate": {"N": "20250101"}}
+    item = {**state_key("vulnerabilities", finding_id), "remediateByDate": {"N": "20250101"}}
     client.put_item(TableName=stage.physical_ids["StateTable"], Item=item)
 
 
@@ -121,7 +122,7 @@ def _measure(
         status = _invoke_sync(stage)
         result["sync_failed"] = {"status": status, **_volume(sink.since(start, "SyncFunction"))}
         stage.standin.reset()
-        _corrupt_finding(stage)
+        corrupt_finding(stage)
         routes = [
             "/stats",
             "/vulnerabilities?limit=20",

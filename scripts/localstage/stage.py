@@ -12,18 +12,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from localstage.access_log import AccessLog, access_log_setting
 from localstage.apigw import start_api_front
 from localstage.aws import aws_environment, prepare_local_stack, start_moto
 from localstage.invoke_api import start_invoke_api
 from localstage.ports import probe_port
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
+from localstage.template import load_template
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from localstage.apigw import ApiFront
     from localstage.runtime import InvokeResult
     from localstage.spec import StackSpec
 
@@ -182,6 +185,7 @@ class LocalStage:
             iam_mode=stack.parameters.get("ApiAuthType") == "IAM",
         )
         self._stack.callback(front.close)
+        self._wire_access_log(front)
         schedules = [s for spec in stack.functions.values() for s in spec.schedules]
         self.scheduler = Scheduler(
             schedules, runtime, function_names=names, stack_name=stack.stack_name
@@ -194,6 +198,22 @@ class LocalStage:
             "vanta": standin.url,
         }
         self._write_state()
+
+    def _wire_access_log(self, front: ApiFront) -> None:
+        """The API's access log lines go to the log sink under the API's logical id."""
+        sink = self.config.log_sink
+        setting = access_log_setting(load_template(self.config.template))
+        if sink is None or setting is None:
+            return
+        api_id, log_format = setting
+
+        def resource_of(method: str, path: str) -> str | None:
+            matched = front.routes.match(method, path)
+            return None if matched is None else matched.route.path
+
+        front.access_log = AccessLog(
+            log_format, resource_of=resource_of, sink=lambda line: sink(api_id, line)
+        )
 
     def _write_state(self) -> None:
         path = self.config.state_file

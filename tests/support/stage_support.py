@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -63,3 +64,20 @@ def invoke_client(stage: LocalStage) -> Any:
         aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
     )
+
+
+class LogCapture:
+    """Every line the stage's function workers print, with the function that printed it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[tuple[str, str]] = []
+
+    def __call__(self, function: str, line: str) -> None:
+        with self._lock:
+            self._lines.append((function, line))
+
+    def lines(self, start: int = 0) -> list[tuple[str, str]]:
+        """The lines captured so far, from index ``start`` on."""
+        with self._lock:
+            return self._lines[start:]
