@@ -8,7 +8,9 @@ import pytest
 from insights import REPORT_FIELDS, SYSTEM_FIELDS, query_fields
 
 if TYPE_CHECKING:
-    from tests.template.cfnview import Template
+    from collections.abc import Callable
+
+    from tests.template.cfnview import Deployed, Template
 
 pytestmark = [pytest.mark.template]
 
@@ -31,21 +33,33 @@ def _queries(template: Template) -> dict[str, dict[str, object]]:
     }
 
 
-def test_each_question_has_one_query_scoped_to_the_log_groups_that_answer_it(
-    sam_template: Template,
-) -> None:
-    # given the saved queries of the template
-    queries = _queries(sam_template)
-    # when we read the log groups each one is scoped to
-    scopes = {
-        name: [ref["Ref"] for ref in props["LogGroupNames"]]  # type: ignore[attr-defined]
-        for name, props in queries.items()
+def _scopes(view: Deployed) -> dict[str, list[str]]:
+    return {
+        name: [ref["Ref"] for ref in query["Properties"]["LogGroupNames"]]
+        for name, query in view.of_type("AWS::Logs::QueryDefinition").items()
     }
-    # then every question has its query, on exactly its log groups, which the template declares
+
+
+def test_each_question_has_one_query_scoped_to_the_log_groups_that_answer_it(
+    deployed: Callable[..., Deployed],
+) -> None:
+    # given the deployed stack (warmer strategy), when we read each query's log groups
+    view = deployed()
+    scopes = _scopes(view)
+    # then every question has its query, on exactly its log groups, which the stack creates
     assert scopes == EXPECTED_GROUPS
     for groups in scopes.values():
         for group in groups:
-            assert sam_template["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+            assert view.of_type("AWS::Logs::LogGroup")[group]
+
+
+def test_without_the_warmer_no_query_names_its_log_group(
+    deployed: Callable[..., Deployed],
+) -> None:
+    scopes = _scopes(deployed(WarmingStrategy="provisioned"))
+
+    assert "WarmingQuery" not in scopes
+    assert all("WarmerLogGroup" not in groups for groups in scopes.values())
 
 
 def test_queries_are_named_under_the_stack_so_two_stacks_do_not_collide(

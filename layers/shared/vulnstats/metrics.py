@@ -6,6 +6,7 @@ from typing import Final
 
 __all__ = [
     "API_METRICS",
+    "LOG_METRICS",
     "NAMESPACE_DEFAULT",
     "SYNC_METRICS",
     "TOOLKIT_METRICS",
@@ -49,6 +50,9 @@ SYNC_METRICS: Final = frozenset(
 
 API_METRICS: Final = frozenset({"ApiRequests", "ApiClientErrors"})
 
+# Published by the template's metric filters from log lines, not by the code.
+LOG_METRICS: Final = frozenset({"ApiThrottledRequests"})  # API Gateway 429s, access log
+
 # Emitted by the warmer, once per run (all targets together).
 WARMER_ENVIRONMENTS_REACHED: Final = "WarmerEnvironmentsReached"  # distinct environments
 WARMER_COLD_ENVIRONMENTS: Final = "WarmerColdEnvironments"  # environments the run created
@@ -68,4 +72,4 @@ WARMER_METRICS: Final = frozenset(
 
 def all_custom_metrics() -> frozenset[str]:
     """Every custom metric name the stack may emit under its namespace."""
-    return TOOLKIT_METRICS | SYNC_METRICS | API_METRICS | WARMER_METRICS
+    return TOOLKIT_METRICS | SYNC_METRICS | API_METRICS | WARMER_METRICS | LOG_METRICS
