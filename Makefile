@@ -117,7 +117,7 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 	$(SAM) local invoke $(FN) --event $(EVENT)
 
 # ---------------------------------------------------------------- local stage
-LOCALSTAGE = PYTHONPATH=scripts $(PY) -m localstage
+LOCALSTAGE = PYTHONPATH=scripts:layers/shared $(PY) -m localstage
 LOCAL_ARGS ?=
 
 .PHONY: local local-built invoke-local fire-local
@@ -147,7 +147,7 @@ load-test: $(VENV)/.installed ## bounded load run on the local stage's API front
 # ---------------------------------------------------------------- operations
 # The dead-letter queue of the running local stage, or of a deployed stack: STAGE=dev|prod takes
 # the stack and region from samconfig.toml, STACK=<name> names one directly (PROFILE=<profile>).
-DLQ = PYTHONPATH=scripts $(PY) -m ops.dlq
+DLQ = PYTHONPATH=scripts:layers/shared $(PY) -m ops.dlq
 DLQ_TARGET = $(if $(STACK),--stack $(STACK),$(if $(STAGE),--config-env $(STAGE),)) \
   $(if $(PROFILE),--profile $(PROFILE),) --max-messages $(or $(MAX),100)
 

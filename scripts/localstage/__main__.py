@@ -23,6 +23,7 @@ from localstage.stage import REPO, LocalStage, StageConfig, StageError
 from localstage.template import TemplateError, load_stack
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import StandInError
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from localstage.runtime import InvokeResult
 
 STATE_FILE = REPO / ".local" / "stage.json"
-FIRST_SYNC_EVENT = {"action": "sync", "reason": "first sync of make local"}
+FIRST_SYNC_EVENT = manual_event("first sync of make local")
 
 
 def _print_banner(stage: LocalStage) -> None:
