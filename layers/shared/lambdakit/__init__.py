@@ -17,6 +17,7 @@ __all__ = [
     "breaker",
     "clients",
     "coldstart",
+    "emf",
     "errors",
     "lazy",
     "metrics",
