@@ -18,7 +18,7 @@ class SqsDeadLetters:
         self._visibility = visibility_timeout
 
     def send(self, body: str) -> None:
-        """Keep one message (SQS bodies hold up to 256 KiB; a series payload is cut to fit)."""
+        """Keep one message (SQS bodies hold up to 256 KiB: the forwarder sends parts below)."""
         self._client.send_message(QueueUrl=self._url, MessageBody=body)
 
     def receive(self, max_messages: int) -> list[tuple[str, str]]:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["DeadLetters", "ForwardOutcome", "Forwarder", "Submitter"]
 
 _LOG: Final = logging.getLogger(__name__)
+_DLQ_PART_BYTES: Final = 200_000
 
 
 class Submitter(Protocol):
@@ -185,8 +186,10 @@ class Forwarder:
         self._submitter().submit(body)
 
     def _keep(self, body: bytes, count: int, reason: str, outcome: ForwardOutcome) -> None:
-        series = json.loads(body)["series"]
-        self._dead_letters.send(json.dumps({"series": series, "reason": reason[:500]}))
+        # An SQS message holds at most 256 KiB: a payload (up to 500 KB) is kept in parts.
+        for part in payloads(json.loads(body)["series"], limit=_DLQ_PART_BYTES):
+            series = json.loads(part)["series"]
+            self._dead_letters.send(json.dumps({"series": series, "reason": reason[:500]}))
         outcome.dead_lettered += count
         if reason not in outcome.errors:
             outcome.errors.append(reason)
