@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal
 
-__all__ = ["DatadogStandIn", "Fault", "start_datadog_standin"]
+__all__ = ["DatadogStandIn", "Fault", "forwarder_overrides", "start_datadog_standin"]
 
 SERIES_PATH: Final = "/api/v2/series"
 MAX_PAYLOAD_BYTES: Final = 512_000
@@ -178,3 +178,18 @@ class DatadogStandIn:
 def start_datadog_standin(api_key: str, host: str = "127.0.0.1", port: int = 0) -> DatadogStandIn:
     """Start the stand-in on ``host:port`` (0: a free port) accepting ``api_key``."""
     return DatadogStandIn(_Server((host, port), _State(api_key)))
+
+
+def forwarder_overrides(
+    standin: DatadogStandIn, api_key: str, secrets_client: Any, *, stack_name: str
+) -> dict[str, str]:
+    """Template parameters that point the stack's metrics forwarder at the stand-in.
+
+    The API key goes into a secret of the emulator (``secrets_client``), as on AWS.
+    """
+    name = f"{stack_name}/datadog-api-key"
+    try:
+        arn = secrets_client.create_secret(Name=name, SecretString=api_key)["ARN"]
+    except secrets_client.exceptions.ResourceExistsException:
+        arn = secrets_client.put_secret_value(SecretId=name, SecretString=api_key)["ARN"]
+    return {"DatadogApiUrl": standin.url, "DatadogApiKeySecretArn": str(arn)}

@@ -143,6 +143,10 @@ class DynamoStore:
     def _call[R](self, operation: str, fn: Callable[..., R], /, **kwargs: Any) -> R:
         try:
             return fn(TableName=self.table_name, **kwargs)
+        except StorageError:
+            # The botocore-free client (vulnstats.dynamo_http) maps its errors itself; catching
+            # them first also keeps the clause below from importing botocore to match them.
+            raise
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._error(operation, exc) from exc
 
