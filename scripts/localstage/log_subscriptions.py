@@ -114,7 +114,7 @@ class LogPipeline:
         downstream: Callable[[str, str], None] | None,
         cloudwatch: Any,
         subscriptions: Mapping[str, str] | None = None,
-        deliver: Callable[[dict[str, Any]], None] | None = None,
+        deliver: Callable[[dict[str, Any]], object] | None = None,
         interval_s: float = 0.5,
     ) -> None:
         """``cloudwatch``: the emulator's CloudWatch client; ``deliver``: invoke the destination."""
