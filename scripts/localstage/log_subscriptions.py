@@ -1,7 +1,8 @@
 """What CloudWatch Logs does with the functions' lines on the local stage.
 
-Two things: EMF lines become CloudWatch metrics (put into the emulator, so the dashboard's metrics
-and ``performance_test.py metrics`` read them as on AWS), and the lines of a subscribed log group
+Three things: EMF lines become CloudWatch metrics and REPORT lines Lambda's Invocations and
+Errors (put into the emulator, so the dashboard's metrics and ``performance_test.py metrics`` read
+them as on AWS); and the lines of a subscribed log group
 that pass its filter are delivered to the destination function as CloudWatch Logs does: in
 batches, asynchronously, as the ``awslogs`` event (base64 of gzip of JSON).
 """
@@ -126,6 +127,7 @@ class LogPipeline:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._metrics: list[str] = []
+        self._reports: list[tuple[str, str]] = []
         self._subscribed: dict[str, list[tuple[int, str]]] = defaultdict(list)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,6 +139,10 @@ class LogPipeline:
         """Receive one line a function printed."""
         if self._downstream is not None:
             self._downstream(function, line)
+        if line.startswith("REPORT "):
+            with self._lock:
+                self._reports.append((function, line))
+            return
         if not matches_emf_filter(line):
             return
         with self._lock:
@@ -170,8 +176,10 @@ class LogPipeline:
         with self._flush_lock:
             with self._lock:
                 metrics, self._metrics = self._metrics, []
+                reports, self._reports = self._reports, []
                 batches, self._subscribed = self._subscribed, defaultdict(list)
             self._put_metrics(metrics)
+            self._put_invocations(reports)
             if self.deliver is None:
                 return
             for function, entries in batches.items():
@@ -182,6 +190,31 @@ class LogPipeline:
                 )
                 self.deliver(event)
                 self.deliveries += 1
+
+    def _put_invocations(self, reports: list[tuple[str, str]]) -> None:
+        """AWS/Lambda Invocations and Errors per function, as Lambda publishes them.
+
+        Not Duration: the emulator cannot answer percentile statistics (p50, p99) over data it
+        holds, and `performance_test.py metrics` asks for them in the same call.
+        """
+        data = []
+        now = datetime.now(UTC)
+        for function, line in reports:
+            failed = "\tStatus: " in line  # "error" or "timeout"
+            for name, value in (("Invocations", 1.0), ("Errors", 1.0 if failed else 0.0)):
+                data.append(
+                    {
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "FunctionName", "Value": function}],
+                        "Timestamp": now,
+                        "Value": value,
+                        "Unit": "Count",
+                    }
+                )
+        for start in range(0, len(data), _PUT_BATCH):
+            self._cloudwatch.put_metric_data(
+                Namespace="AWS/Lambda", MetricData=data[start : start + _PUT_BATCH]
+            )
 
     def _put_metrics(self, lines: list[str]) -> None:
         by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -96,13 +96,20 @@ def _arrived(stage: LocalStage, service: str, expected: Counter[tuple[str, float
     return True if _received(stage, service) == expected else None
 
 
-def _moto_sum(stage: LocalStage, name: str, service: str) -> float:
+def _moto_sum(
+    stage: LocalStage,
+    name: str,
+    service: str,
+    *,
+    namespace: str = "VulnStats",
+    key: str = "service",
+) -> float:
     cloudwatch = local_client("cloudwatch", stage.urls["aws"], stage.config.region)
     now = datetime.now(UTC)
     answer = cloudwatch.get_metric_statistics(
-        Namespace="VulnStats",
+        Namespace=namespace,
         MetricName=name,
-        Dimensions=[{"Name": "service", "Value": service}],
+        Dimensions=[{"Name": key, "Value": service}],
         StartTime=now - timedelta(hours=1),
         EndTime=now + timedelta(minutes=5),
         Period=3600,
@@ -120,8 +127,12 @@ def test_a_sync_runs_metrics_reach_datadog_equal_to_the_emf_in_its_logs(stage: L
     assert emitted[("vulnstats.SyncSuccess", 1.0)] == 1
     # when the subscription has delivered, then Datadog holds exactly the points of the EMF lines
     _eventually(lambda: _arrived(stage, "sync", emitted), "the sync's points at the stand-in")
-    # and CloudWatch (moto) has them too
+    # and CloudWatch (moto) has them too, with Lambda's own count of the invocation
     assert _moto_sum(stage, "SyncSuccess", "sync") == 1.0
+    assert (
+        _moto_sum(stage, "Invocations", "SyncFunction", namespace="AWS/Lambda", key="FunctionName")
+        >= 1
+    )
 
 
 def test_with_datadog_down_the_breaker_opens_cloudwatch_has_everything_and_replay_catches_up(
