@@ -16,19 +16,16 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import requests
 
-from bench.logs import Sink
+from bench.logs import Sink, private_stage
 from localstage.datadog_standin import Fault
 from localstage.runtime import ReportLine
-from localstage.stage import LocalStage, StageConfig
-from localstage.vanta_data import Dataset
+from localstage.stage import LocalStage
 
 CONDITIONS: Final = ("up", "down")
 
@@ -60,17 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.requests < 1:
         parser.error("--rounds and --requests must be at least 1")
     sink = Sink()
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        stack_name="bench-forwarder",
-        state_file=Path(tempfile.mkdtemp()) / "stage.json",
-        dataset=Dataset(seed=7, now=datetime.now(UTC)),
-        overrides={"MetricsForwarder": "datadog"},
-        log_sink=sink,
-    )
+    config = private_stage("bench-forwarder", sink, {"MetricsForwarder": "datadog"})
     samples: dict[str, dict[str, list[float]]] = {
         c: {"round_trip_ms": [], "duration_ms": []} for c in CONDITIONS
     }

@@ -69,6 +69,21 @@ class Sink:
             return len(self.lines)
 
 
+def private_stage(name: str, sink: Sink, overrides: dict[str, str]) -> StageConfig:
+    """A stage on free ports, with no state file, the default data set and ``sink`` on its logs."""
+    return StageConfig(
+        api_port=0,
+        invoke_port=0,
+        moto_port=0,
+        vanta_port=0,
+        stack_name=name,
+        state_file=None,
+        dataset=Dataset(seed=7, now=datetime.now(UTC)),
+        overrides=overrides,
+        log_sink=sink,
+    )
+
+
 def _volume(lines: list[str]) -> dict[str, int]:
     debug = sum(1 for line in lines if '"level":"DEBUG"' in line)
     return {"bytes": sum(len(line.encode()) + 1 for line in lines), "debug_lines": debug}
@@ -97,17 +112,7 @@ def _measure(
     name: str, overrides: dict[str, str], requests_total: int, dump: Path | None
 ) -> dict[str, Any]:
     sink = Sink()
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        stack_name=f"bench-logs-{name}",
-        state_file=None,
-        dataset=Dataset(seed=7, now=datetime.now(UTC)),
-        overrides={"EnvironmentName": "prod", **overrides},
-        log_sink=sink,
-    )
+    config = private_stage(f"bench-logs-{name}", sink, {"EnvironmentName": "prod", **overrides})
     result: dict[str, Any] = {"config": name, **overrides}
     with LocalStage(config) as stage:
         start = sink.mark()
