@@ -143,3 +143,39 @@ def test_a_renamed_key_is_caught(stage: LocalStage) -> None:
     # when its fields are looked up, then the renamed one is reported missing
     missing = [f for f in query_fields(renamed).fields if not lines_carrying(f, lines)]
     assert missing == ["sync.counts.stored"]
+
+
+FILTERS: Final = sorted(
+    logical_id
+    for logical_id, resource in TEMPLATE["Resources"].items()
+    if resource["Type"] in ("AWS::Logs::MetricFilter", "AWS::Logs::SubscriptionFilter")
+)
+_JSON_TERM: Final = re.compile(r"^\{\s*\$\.([\w.]+)\s*(=|>)\s*(\"[^\"]*\"|\d+)\s*\}$")
+
+
+@pytest.mark.parametrize("filter_id", FILTERS)
+def test_every_filter_pattern_matches_real_lines_of_its_log_group(
+    stage: LocalStage, filter_id: str
+) -> None:
+    # given a metric or subscription filter: one JSON term, `{ $.field = "text" }` or `> number`
+    props = TEMPLATE["Resources"][filter_id]["Properties"]
+    term = _JSON_TERM.match(props["FilterPattern"])
+    assert term is not None, f"{filter_id}: a pattern this test does not read"
+    path, operator, literal = term.groups()
+    lines = _lines_of(stage, [props["LogGroupName"]["Ref"]])
+    carrying = lines_carrying(path, lines)
+    # then the field is in real lines of the group, with the type the pattern compares as (a
+    # quoted value only matches a JSON string, a number only a JSON number)
+    assert carrying, f"{filter_id}: no line of its group has {path}"
+    values = [_field(line, path) for line in carrying]
+    if operator == "=":
+        assert all(isinstance(v, str) for v in values), f"{filter_id}: {path} is not a string"
+    else:
+        assert all(isinstance(v, int | float) and v > int(literal) for v in values), filter_id
+
+
+def _field(line: str, dotted: str) -> Any:
+    value: Any = json.loads(line)
+    for part in dotted.split("."):
+        value = value[part]
+    return value
