@@ -4,7 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-ENV ?= dev
+# The target environment of every command that has one: ENV=dev|prod (a samconfig.toml
+# environment, deployed on AWS) or ENV=local (the running local stage). Each target's default is on
+# its help line. STAGE= is the old name of the same knob and still works.
+ENV ?= $(STAGE)
 REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 export AWS_DEFAULT_REGION := $(REGION)
 # SAM CLI would otherwise phone home on every command.
@@ -26,6 +29,8 @@ PYTHON313_DIR = $(dir $(PYTHON313))
 help: ## list the targets
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+	@echo "  ENV=dev|prod|local picks the target environment (samconfig.toml's dev or prod, or the"
+	@echo "  running local stage) of deploy, dlq-*, perf-test and warming-cost; defaults per target"
 
 # ---------------------------------------------------------------- environments
 .PHONY: python-check
@@ -107,10 +112,11 @@ validate: $(TOOLS)/sam/.installed ## sam validate --lint
 # The live alias gets a new version only when ApiVersionHash changes (template.yaml, ApiFunction):
 # scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
 # overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
-deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy ENV=dev|prod
-	@case "$(ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(ENV)')" >&2; exit 2;; esac
-	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(ENV) --parameter-overrides)"; \
-	  $(SAM) deploy --config-env $(ENV) --parameter-overrides "$$overrides"
+DEPLOY_ENV = $(or $(ENV),dev)
+deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod] (default dev)
+	@case "$(DEPLOY_ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(DEPLOY_ENV)'; the local stage is make local)" >&2; exit 2;; esac
+	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides)"; \
+	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
 
 invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
@@ -143,35 +149,38 @@ LOAD_ARGS ?=
 
 .PHONY: load-test
 load-test: $(VENV)/.installed ## bounded load run on the local stage's API front; LOAD_ARGS="--concurrency 5 --requests 2000 --seconds 60"
-	PYTHONPATH=scripts $(PY) -m perftest.load_test $(LOAD_ARGS)
+	PYTHONPATH=scripts:layers/shared $(PY) -m perftest.load_test $(LOAD_ARGS)
 
 # ---------------------------------------------------------------- operations
-# The dead-letter queue of the running local stage, or of a deployed stack: STAGE=dev|prod takes
-# the stack and region from samconfig.toml, STACK=<name> names one directly (PROFILE=<profile>).
+# The dead-letter queue of the running local stage (ENV=local, the default), or of a deployed
+# stack: ENV=dev|prod takes the stack and region from samconfig.toml, STACK=<name> names one
+# directly (PROFILE=<profile>).
 DLQ = PYTHONPATH=scripts:layers/shared $(PY) -m ops.dlq
-DLQ_TARGET = $(if $(STACK),--stack $(STACK),$(if $(STAGE),--config-env $(STAGE),)) \
+DLQ_ENV = $(or $(ENV),local)
+DLQ_TARGET = $(if $(STACK),--stack $(STACK),$(if $(filter-out local,$(DLQ_ENV)),--config-env $(DLQ_ENV),)) \
   $(if $(PROFILE),--profile $(PROFILE),) --max-messages $(or $(MAX),100)
 
 .PHONY: dlq-inspect dlq-redrive
-dlq-inspect: $(VENV)/.installed ## list dead-letter messages and why they failed, deleting none: [STAGE=dev|prod] [MAX=100]
+dlq-inspect: $(VENV)/.installed ## list dead-letter messages and why they failed, deleting none: [ENV=local|dev|prod] [MAX=100]
 	$(DLQ) inspect $(DLQ_TARGET)
 
-dlq-redrive: $(VENV)/.installed ## re-submit dead-lettered sync events, delete each after its run succeeded: [STAGE=..] [MAX=..] [DRY_RUN=1]
+dlq-redrive: $(VENV)/.installed ## re-submit dead-lettered sync events, delete each after its run succeeded: [ENV=..] [MAX=..] [DRY_RUN=1]
 	$(DLQ) redrive $(DLQ_TARGET) $(if $(DRY_RUN),--dry-run,)
 
 # ---------------------------------------------------------------- performance
 # scripts/performance_test.py (docs/performance.md). PERF_MODE picks the mode (full by default),
 # PERF_ARGS passes anything else, e.g. PERF_ARGS="--cold 20 --warm 200 --function ApiFunction".
-PERF = $(PY) scripts/performance_test.py
+# The layer is on the path for its sync-trigger contract (a private stage's first sync).
+PERF = PYTHONPATH=scripts:layers/shared $(PY) scripts/performance_test.py
 PERF_MODE ?= full
 PERF_ARGS ?=
 
 .PHONY: perf-test perf-test-local
-perf-test: $(VENV)/.installed ## benchmark a deployed stack: make perf-test STAGE=dev|prod [PROFILE=...] [PERF_MODE=cold]
-	@[ -n "$(STAGE)" ] || { echo "usage: make perf-test STAGE=<samconfig environment, e.g. dev> [PROFILE=<aws profile>]" >&2; exit 2; }
-	$(PERF) $(PERF_MODE) --samconfig-env $(STAGE) $(if $(PROFILE),--profile $(PROFILE)) $(PERF_ARGS)
+perf-test: $(VENV)/.installed ## benchmark a stack: make perf-test ENV=dev|prod|local [PROFILE=...] [PERF_MODE=cold]
+	@[ -n "$(ENV)" ] || { echo "usage: make perf-test ENV=<samconfig environment, e.g. dev, or local> [PROFILE=<aws profile>]" >&2; exit 2; }
+	$(PERF) $(PERF_MODE) $(if $(filter local,$(ENV)),--local,--samconfig-env $(ENV)) $(if $(PROFILE),--profile $(PROFILE)) $(PERF_ARGS)
 
-perf-test-local: $(VENV)/.installed ## benchmark every function of the local stage (the running one, else a private one)
+perf-test-local: $(VENV)/.installed ## make perf-test ENV=local: every function of the local stage (the running one, else a private one)
 	$(PERF) $(PERF_MODE) --local $(PERF_ARGS)
 
 # The regression guard: not part of `make test` (a benchmark, not a test). PERF_CHECK_ARGS may add
@@ -183,13 +192,15 @@ perf-check: $(VENV)/.installed ## fail if ApiFunction's cold start / floor ratio
 	$(PERF) check --cold 15 --warm 100 $(PERF_CHECK_ARGS)
 
 # Cost advice (scripts/ops/warming_cost.py, docs/performance.md "Warming cost"): the monthly cost and
-# cold-start rate of each warming strategy for ENV's samconfig overrides and a traffic profile.
+# cold-start rate of each warming strategy for ENV's samconfig overrides (ENV=local: the template
+# defaults the local stage runs) and a traffic profile.
 # COST_ARGS passes anything else, e.g. COST_ARGS="--json" or "--profile-file my-profile.json".
 COST_ARGS ?=
+COST_ENV = $(or $(ENV),dev)
 
 .PHONY: warming-cost
-warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod] [COST_ARGS=--json]
-	PYTHONPATH=scripts $(PY) -m ops.warming_cost --config-env $(ENV) $(COST_ARGS)
+warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod|local] (default dev) [COST_ARGS=--json]
+	PYTHONPATH=scripts $(PY) -m ops.warming_cost $(if $(filter-out local,$(COST_ENV)),--config-env $(COST_ENV),) $(COST_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean

@@ -35,20 +35,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 from botocore.config import Config
 
 from buildtools.compile_bytecode import CodeFolder, compile_folder
-from localstage.aws import DUMMY_CREDENTIALS, aws_environment
+from localstage.aws import aws_environment
 from localstage.invoke_api import start_invoke_api
-from localstage.runtime import LocalRuntime, ReportLine
+from localstage.report_line import ReportLine
+from localstage.runtime import LocalRuntime
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
+from locate import REPO, local_session
 
 if TYPE_CHECKING:
     from localstage.spec import FunctionSpec
 
-REPO: Final = Path(__file__).resolve().parents[2]
 EVENTS: Final = REPO / "events"
 HANDLERS: Final = Path(__file__).resolve().parent / "handlers"
 REGION: Final = "us-east-1"
@@ -125,12 +125,9 @@ def _built_handlers(scratch: Path) -> Path:
 
 
 def _lambda_client(endpoint_url: str) -> Any:
-    return boto3.client(
+    return local_session(REGION).client(
         "lambda",
         endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
         config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=120),
     )
 
@@ -246,16 +243,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         {"template": args.build_dir / "template.yaml", "writable_code": False} if built else {}
     )
     with tempfile.TemporaryDirectory() as folder:
-        config = StageConfig(
-            api_port=0,
-            invoke_port=0,
-            moto_port=0,
-            vanta_port=0,
-            stack_name="bench-api",
-            state_file=Path(folder) / "stage.json",
-            dataset=data,
-            **built_config,
-        )
+        config = StageConfig.ephemeral(stack_name="bench-api", dataset=data, **built_config)
         handlers = _built_handlers(Path(folder)) if built else HANDLERS
         with LocalStage(config) as stage:
             _sync(stage)

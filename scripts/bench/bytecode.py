@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from buildtools.compile_bytecode import BytecodeError, check_folder, code_folders, compile_folder
-from localstage.stage import REPO, LocalStage, StageConfig
+from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
+from locate import REPO
 
 API: Final = "ApiFunction"
 EVENT: Final = REPO / "events" / "api_get_health.json"
@@ -55,14 +56,9 @@ def _prepare(build_dir: Path, scratch: Path) -> dict[str, Path]:
 
 def _stage(template: Path, variant: str) -> LocalStage:
     return LocalStage(
-        StageConfig(
+        StageConfig.ephemeral(
             template=template,
-            api_port=0,
-            invoke_port=0,
-            moto_port=0,
-            vanta_port=0,
             stack_name=f"bench-bytecode-{variant}",
-            state_file=None,
             dataset=Dataset(seed=3, vulnerability_count=20, now=datetime.now(UTC)),
             writable_code=False,
         )

@@ -24,7 +24,7 @@ import requests
 
 from bench.logs import Sink, private_stage
 from localstage.datadog_standin import Fault
-from localstage.runtime import ReportLine
+from localstage.report_line import ReportLine
 from localstage.stage import LocalStage
 
 CONDITIONS: Final = ("up", "down")

@@ -1,6 +1,7 @@
 """Benchmark lambdakit: import cost per module (python -X importtime) and per-call overheads.
 
-Usage: PYTHONPATH=scripts .venv/bin/python -m bench.lambdakit [--repeats 9] [--calls-repeat 7]
+Usage (from the repository root):
+    PYTHONPATH=layers/shared:scripts .venv/bin/python -m bench.lambdakit [--repeats 9]
 
 Each import figure is the median, over fresh interpreters, of the summed cumulative
 ``-X importtime`` microseconds of the top-level imports the statement triggers (interpreter
@@ -12,17 +13,18 @@ Writes a Markdown report to stdout. A benchmark, not a test: nothing here fails 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import timeit
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT / "layers" / "shared"
+from locate import REPO
+
+SHARED = REPO / "layers" / "shared"
 MARK = "--lambdakit-bench-mark--"
 
 MODULES = [
@@ -79,7 +81,7 @@ def _import_cost_us(statement: str, prelude: str = "") -> int:
         text=True,
         check=True,
         env=env,
-        cwd=ROOT,
+        cwd=REPO,
     )
     _, _, after = completed.stderr.partition(MARK)
     total = 0
@@ -118,7 +120,6 @@ def _per_call_us(stmt: Any, repeats: int) -> tuple[float, float]:
 
 def measure_overheads(repeats: int) -> list[tuple[str, float, float]]:
     """Per-call overhead rows: (what, best us, median us)."""
-    sys.path.insert(0, str(SHARED))  # a script run from the repo root; not library code
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -175,6 +176,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9, help="fresh interpreters per import")
     parser.add_argument("--calls-repeat", type=int, default=7, help="timeit repeats per overhead")
     args = parser.parse_args()
+    if importlib.util.find_spec("lambdakit") is None:
+        parser.exit(
+            2,
+            "bench.lambdakit: lambdakit is not importable: run it with "
+            "PYTHONPATH=layers/shared:scripts from the repository root\n",
+        )
 
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; ")
     print(f"import figures: median of {args.repeats} fresh interpreters (ms, cumulative).\n")

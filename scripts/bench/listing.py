@@ -24,13 +24,13 @@ import pstats
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from api_fn.app import create_app
 from api_fn.settings import ApiSettings
 from lambdakit.clients import ClientOptions
-from localstage.aws import DUMMY_CREDENTIALS, aws_environment, prepare_local_stack, start_moto
+from localstage.aws import aws_environment, prepare_local_stack, start_moto
+from locate import DUMMY_CREDENTIALS, REPO, TEMPLATE
 from vulnstats.dynamo import DynamoStore
 from vulnstats.dynamo_http import DynamoHttpClient
 from vulnstats.models import AssetType, content_hash, parse_vulnerability
@@ -40,7 +40,6 @@ from vulnstats.queries import DynamoReader
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-REPO: Final = Path(__file__).resolve().parents[2]
 REGION: Final = "us-east-1"
 NOW: Final = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 FILTERS: Final = {
@@ -177,7 +176,7 @@ def _measure(table: str, endpoint_url: str, pages: int) -> list[dict[str, Any]]:
 def _run_size(size: int, pages: int) -> list[dict[str, Any]]:
     with start_moto("127.0.0.1", 0) as moto:
         _, created = prepare_local_stack(
-            REPO / "template.yaml",
+            TEMPLATE,
             moto.endpoint_url,
             vanta_credentials={"client_id": "x", "client_secret": "y"},
             region=REGION,

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
-from localstage.aws import DUMMY_CREDENTIALS
 from localstage.invoke_api import start_invoke_api
-from localstage.runtime import LocalRuntime, ReportLine
+from localstage.report_line import ReportLine
+from localstage.runtime import LocalRuntime
 from localstage.spec import FunctionSpec
+from locate import local_session
 
 EMPTY_HANDLER = "def handler(event, context):\n    return None\n"
 
@@ -91,12 +91,9 @@ def main() -> int:
         )
         runtime = LocalRuntime({"empty": spec}, base_env={"AWS_REGION": "us-east-1"})
         server = start_invoke_api(runtime, port=0)
-        client = boto3.client(
+        client = local_session("us-east-1").client(
             "lambda",
             endpoint_url=server.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
             config=Config(retries={"mode": "standard", "max_attempts": 1}),
         )
         try:

@@ -26,10 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import boto3
 import requests
 
-from localstage.aws import DUMMY_CREDENTIALS
+from localstage.aws import local_client
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
 from vulnstats.items import state_key
@@ -97,13 +96,7 @@ def _invoke_sync(stage: LocalStage) -> str:
 
 def corrupt_finding(stage: LocalStage, finding_id: str = CORRUPT_ID) -> None:
     """Store a finding whose remediateByDate is a number: reading it makes the API answer 500."""
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stage.urls["aws"],
-        region_name=stage.config.region,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-    )
+    client = local_client("dynamodb", stage.urls["aws"], stage.config.region)
     item = {**state_key("vulnerabilities", finding_id), "remediateByDate": {"N": "20250101"}}
     client.put_item(TableName=stage.physical_ids["StateTable"], Item=item)
 

@@ -24,10 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from locate import REPO, TEMPLATE, local_session
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-REPO: Final = Path(__file__).resolve().parents[2]
 REGION: Final = "us-east-1"
 NOW: Final = "2025-01-01T12:00:00.000Z"
 _PYTHONPATH: Final = os.pathsep.join(str(REPO / part) for part in ("layers/shared", "scripts"))
@@ -94,10 +95,9 @@ def _timed_iter(inner: Iterator[Any], name: str, totals: dict[str, float]) -> It
 
 def _child(args: argparse.Namespace) -> int:
     """One measured process: reference walk, first run, unchanged re-run; prints one JSON."""
-    import boto3  # noqa: PLC0415 - the child only: the parent stays light
-    import requests  # noqa: PLC0415
+    import requests  # noqa: PLC0415 - the child only: the parent stays light
 
-    from localstage.aws import DUMMY_CREDENTIALS, prepare_local_stack  # noqa: PLC0415
+    from localstage.aws import prepare_local_stack  # noqa: PLC0415
     from localstage.vanta_standin import DEFAULT_CREDENTIALS  # noqa: PLC0415
     from vulnstats.archive import S3Archive  # noqa: PLC0415
     from vulnstats.dynamo import DynamoStore  # noqa: PLC0415
@@ -109,25 +109,11 @@ def _child(args: argparse.Namespace) -> int:
         new_breaker,
     )
 
-    session = boto3.session.Session()
-    dynamodb = session.client(
-        "dynamodb",
-        endpoint_url=args.endpoint,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
-    s3 = session.client(
-        "s3",
-        endpoint_url=args.endpoint,
-        region_name=REGION,
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        aws_session_token=DUMMY_CREDENTIALS["aws_session_token"],
-    )
+    session = local_session(REGION)
+    dynamodb = session.client("dynamodb", endpoint_url=args.endpoint)
+    s3 = session.client("s3", endpoint_url=args.endpoint)
     _, created = prepare_local_stack(
-        REPO / "template.yaml",
+        TEMPLATE,
         args.endpoint,
         vanta_credentials={"client_id": "bench", "client_secret": "bench"},
         stack_name=f"bench-{uuid.uuid4().hex[:8]}",

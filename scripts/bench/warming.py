@@ -25,7 +25,6 @@ import base64
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,27 +32,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import boto3
 from botocore.config import Config
 
-from localstage.aws import DUMMY_CREDENTIALS
-from localstage.runtime import ReportLine
+from localstage.report_line import ReportLine
 from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
+from locate import REPO, LocateError, local_session, running_stage
 
-EVENTS: Final = Path(__file__).resolve().parents[2] / "events"
+EVENTS: Final = REPO / "events"
 API: Final = "ApiFunction"
 WARMER: Final = "WarmerFunction"
 
 
 def _client(endpoint_url: str, region: str) -> Any:
-    return boto3.client(
+    return local_session(region).client(
         "lambda",
         endpoint_url=endpoint_url,
-        region_name=region,
         config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=120),
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
     )
 
 
@@ -183,28 +178,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage-file", type=Path, help="a running stage's .local/stage.json")
     args = parser.parse_args(argv)
     if args.stage_file is not None:
-        info = json.loads(args.stage_file.read_text())
-        n = int(info["parameters"]["WarmerConcurrency"])
-        client = _client(info["invoke_endpoint_url"], info["region"])
-        alias = f"{info['functions'][API]}:live"
-        summary = _measure(client, alias, n, args.rounds)
+        try:
+            info = running_stage(args.stage_file)
+            alias = f"{info.function(API)}:live" if info is not None else ""
+        except LocateError as exc:
+            parser.exit(2, f"bench.warming: {exc}\n")
+        if info is None:
+            parser.exit(2, f"bench.warming: no local stage is running ({args.stage_file})\n")
+        n = int(info.parameters["WarmerConcurrency"])
+        summary = _measure(_client(info.invoke_endpoint_url, info.region), alias, n, args.rounds)
     else:
-        with tempfile.TemporaryDirectory() as state_dir:
-            config = StageConfig(
-                api_port=0,
-                invoke_port=0,
-                moto_port=0,
-                vanta_port=0,
-                stack_name="bench-warming",
-                state_file=Path(state_dir) / "stage.json",
-                dataset=Dataset(seed=11, vulnerability_count=50, now=datetime.now(UTC)),
-                overrides={"WarmingStrategy": "warmer", "WarmerConcurrency": str(args.n)},
-                lambda_via_invoke_api=True,
-            )
-            with LocalStage(config) as stage:
-                client = _client(stage.urls["invoke"], config.region)
-                alias = f"{stage.describe()['functions'][API]}:live"
-                summary = _measure(client, alias, args.n, args.rounds)
+        config = StageConfig.ephemeral(
+            stack_name="bench-warming",
+            dataset=Dataset(seed=11, vulnerability_count=50, now=datetime.now(UTC)),
+            overrides={"WarmingStrategy": "warmer", "WarmerConcurrency": str(args.n)},
+            lambda_via_invoke_api=True,
+        )
+        with LocalStage(config) as stage:
+            client = _client(stage.urls["invoke"], config.region)
+            alias = f"{stage.describe()['functions'][API]}:live"
+            summary = _measure(client, alias, args.n, args.rounds)
     json.dump(summary, sys.stdout, indent=2)
     print()
     return 0

@@ -24,13 +24,12 @@ import hashlib
 import json
 import re
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from localstage.template import TemplateError, load_template
-from ops.warming_cost import SAMCONFIG, TEMPLATE, CostInputError, read_samconfig_overrides
+from localstage.cfn import TemplateError, load_template
+from locate import SAMCONFIG, TEMPLATE, LocateError, samconfig_environment
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -72,13 +71,10 @@ def read_deploy_settings(samconfig: Path, config_env: str) -> DeploySettings:
     """Stack name (refused when too long for the template) and parameter overrides of one
     samconfig.toml environment."""
     try:
-        overrides, _region = read_samconfig_overrides(samconfig, config_env)
-        config = tomllib.loads(samconfig.read_text(encoding="utf-8"))
-    except (CostInputError, OSError, tomllib.TOMLDecodeError) as exc:
+        environment = samconfig_environment(config_env, samconfig)
+    except LocateError as exc:
         raise VersionHashError(str(exc)) from exc
-    stack_name = str(
-        config[config_env].get("deploy", {}).get("parameters", {}).get("stack_name", "")
-    )
+    stack_name, overrides = environment.stack_name or "", environment.parameter_overrides
     if len(stack_name) > MAX_STACK_NAME_LENGTH:
         raise VersionHashError(
             f"{samconfig} [{config_env}.deploy.parameters] stack_name {stack_name!r} has "

@@ -13,24 +13,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 
 from buildtools.compile_bytecode import BytecodeError, check_folder, code_folders
-from localstage.aws import DUMMY_CREDENTIALS, AwsEmulatorError
+from localstage.aws import AwsEmulatorError
+from localstage.cfn import TemplateError
 from localstage.schedules import ScheduleError, Scheduler
-from localstage.stage import REPO, LocalStage, StageConfig, StageError
-from localstage.template import TemplateError, load_stack
+from localstage.stage import LocalStage, StageConfig, StageError
+from localstage.template import load_stack
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import StandInError
+from locate import STATE_FILE, TEMPLATE, LocateError, StageInfo, running_stage
 from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from localstage.runtime import InvokeResult
 
-STATE_FILE = REPO / ".local" / "stage.json"
 FIRST_SYNC_EVENT = manual_event("first sync of make local")
 
 
@@ -92,7 +92,7 @@ def _built_template(build_dir: Path) -> Path:
 def _up(args: argparse.Namespace) -> int:
     built = args.build_dir is not None
     config = StageConfig(
-        template=_built_template(args.build_dir) if built else REPO / "template.yaml",
+        template=_built_template(args.build_dir) if built else TEMPLATE,
         writable_code=not built,
         api_port=args.api_port,
         invoke_port=args.invoke_port,
@@ -124,21 +124,10 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _running_stage(state_file: Path) -> dict[str, Any] | None:
-    """The running stage's description, or None when no stage is up."""
-    if not state_file.exists():
-        return None
-    info: dict[str, Any] = json.loads(state_file.read_text())
-    return info
-
-
-def _lambda_client(info: Mapping[str, Any]) -> Any:
-    return boto3.client(
+def _lambda_client(info: StageInfo) -> Any:
+    return info.session().client(
         "lambda",
-        endpoint_url=info["invoke_endpoint_url"],
-        region_name=info["region"],
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
+        endpoint_url=info.invoke_endpoint_url,
         config=Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1}),
     )
 
@@ -146,9 +135,9 @@ def _lambda_client(info: Mapping[str, Any]) -> Any:
 class _InvokeApiInvoker:
     """The scheduler's AsyncInvoker over a running stage's Invoke API (Event invocations)."""
 
-    def __init__(self, info: Mapping[str, Any], account_id: str) -> None:
+    def __init__(self, info: StageInfo, account_id: str) -> None:
         self._client = _lambda_client(info)
-        self.region: str = info["region"]
+        self.region: str = info.region
         self.account_id = account_id
 
     def invoke_async(self, name: str, payload: bytes, *, qualifier: str | None = None) -> str:
@@ -161,7 +150,7 @@ class _InvokeApiInvoker:
 
 def _invoke(args: argparse.Namespace) -> int:
     event = json.loads(Path(args.event).read_text())
-    info = _running_stage(Path(args.state_file))
+    info = running_stage(Path(args.state_file))
     if info is not None:
         # A stage is running: invoke through its Invoke API, exactly as boto3 users do.
         answer = _lambda_client(info).invoke(
@@ -172,7 +161,7 @@ def _invoke(args: argparse.Namespace) -> int:
         print(answer["Payload"].read().decode())
         return 1 if answer.get("FunctionError") else 0
     # No stage running: start a private one on free ports for this one invocation.
-    config = StageConfig(api_port=0, invoke_port=0, moto_port=0, vanta_port=0, state_file=None)
+    config = StageConfig.ephemeral()
     with LocalStage(config) as stage:
         result = stage.invoke(args.function, event)
     print((result.log_tail or b"").decode(errors="replace"), file=sys.stderr)
@@ -181,22 +170,23 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _fire(args: argparse.Namespace) -> int:
-    info = _running_stage(Path(args.state_file))
+    info = running_stage(Path(args.state_file))
     if info is None:
-        raise StageError(f"no local stage is running ({args.state_file} is absent): run make local")
-    template = Path(info.get("template", REPO / "template.yaml"))
-    stack = load_stack(template, overrides=info["parameters"])
+        raise StageError(
+            f"no local stage is running (no live stage in {args.state_file}): run make local"
+        )
+    stack = load_stack(info.template, overrides=info.parameters)
     schedules = [s for spec in stack.functions.values() for s in spec.schedules]
     scheduler = Scheduler(
         schedules,
         _InvokeApiInvoker(info, stack.account_id),
-        function_names=dict(info["functions"]),
-        stack_name=info["stack_name"],
+        function_names=dict(info.functions),
+        stack_name=info.stack_name,
     )
     try:
         request_ids = scheduler.fire(args.schedule)
     except ScheduleError as exc:
-        known = ", ".join(info["schedules"]) or "none"
+        known = ", ".join(info.schedules) or "none"
         raise StageError(f"{exc} (schedules of this stack: {known})") from None
     for request_id in request_ids:
         print(f"fired {args.schedule}: request {request_id}")
@@ -236,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handlers = {"up": _up, "invoke": _invoke, "fire": _fire}
         return handlers[args.command](args)
-    except (StageError, TemplateError, AwsEmulatorError, StandInError) as exc:
+    except (StageError, TemplateError, AwsEmulatorError, StandInError, LocateError) as exc:
         print(f"local stage: {exc}", file=sys.stderr)
         return 2
 

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from localstage.cfn import load_template
 from localstage.ports import probe_port
-from localstage.template import load_stack, load_template
+from localstage.template import load_stack
+from locate import DUMMY_CREDENTIALS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from localstage.spec import ResourceSpec, StackSpec
 
 __all__ = [
-    "DUMMY_CREDENTIALS",
     "VANTA_SECRET_PARAMETER",
     "AwsEmulatorError",
     "MotoPortInUseError",
@@ -42,6 +43,7 @@ __all__ = [
     "create_vanta_secret",
     "local_client",
     "prepare_local_stack",
+    "send_dead_letter",
     "start_moto",
     "vanta_secret_name",
 ]
@@ -49,11 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VANTA_SECRET_PARAMETER: Final = "VantaSecretArn"  # noqa: S105 - a parameter name
-DUMMY_CREDENTIALS: Final = {
-    "aws_access_key_id": "testing",
-    "aws_secret_access_key": "testing",
-    "aws_session_token": "testing",
-}
 _START_TIMEOUT_S: Final = 30.0
 _STOP_TIMEOUT_S: Final = 5.0
 _CLIENT_CONFIG: Final = Config(
@@ -262,6 +259,31 @@ def _client(service: str, endpoint_url: str, region: str) -> Any:
 def local_client(service: str, endpoint_url: str, region: str = "us-east-1") -> Any:
     """A boto3 client for the emulator with its dummy credentials (scripts and tests use it)."""
     return _client(service, endpoint_url, region)
+
+
+def send_dead_letter(
+    endpoint_url: str,
+    region: str,
+    queue_url: str,
+    body: bytes,
+    *,
+    request_id: str,
+    error_message: str,
+) -> None:
+    """Send a failed asynchronous event to its dead-letter queue as Lambda does: the event as the
+    body, and the RequestID, ErrorCode and ErrorMessage message attributes."""
+    try:
+        local_client("sqs", endpoint_url, region).send_message(
+            QueueUrl=queue_url,
+            MessageBody=body.decode(errors="replace"),
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": request_id},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {"DataType": "String", "StringValue": error_message[:1024] or "-"},
+            },
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise AwsEmulatorError(f"dead-letter delivery to {queue_url} failed: {exc}") from exc
 
 
 def _error_code(exc: ClientError) -> str:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from localstage.runtime import (
-    EXECUTED_VERSION,
     FunctionNotFoundError,
     InvalidRequestContentError,
     LocalRuntime,
@@ -23,6 +22,7 @@ from localstage.runtime import (
     ThrottledError,
     parse_function_name,
 )
+from localstage.runtime_api import EXECUTED_VERSION
 
 if TYPE_CHECKING:
     from localstage.spec import FunctionSpec

@@ -1,23 +1,16 @@
-"""Local Lambda runtime: awslambdaric worker processes served by a loopback Runtime API."""
+"""Local Lambda runtime: pools of awslambdaric workers (localstage.worker), each behind its own
+loopback Runtime API (localstage.runtime_api); synchronous and asynchronous invocations, retries,
+throttling and dead-lettering as Lambda does them."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime as dt
-import http.server
 import importlib.util
 import json
 import logging
-import math
 import os
-import queue
-import re
-import secrets
-import select
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +18,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
+
+from localstage.report_line import ReportLine
+from localstage.runtime_api import EXECUTED_VERSION
+from localstage.worker import Invocation, LocalRuntimeError, Outcome, Worker
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -38,7 +35,6 @@ __all__ = [
     "InvokeResult",
     "LocalRuntime",
     "LocalRuntimeError",
-    "ReportLine",
     "ThrottledError",
     "parse_function_name",
 ]
@@ -47,24 +43,7 @@ logger = logging.getLogger(__name__)
 
 LOG_TAIL_BYTES = 4096
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
-RUNTIME_API_PREFIX = "/2018-06-01/runtime"
-EXECUTED_VERSION = "$LATEST"
-_MONITOR_TICK_S = 0.02  # how often a waiting invocation checks the worker's liveness and memory
 _THROTTLE_RETRY_FLOOR_S = 0.05  # a throttled event waits at least this long before trying again
-# How Lambda (a Go program) words the signal that ended a runtime process.
-_SIGNAL_WORDS: dict[int, str] = {
-    signal.SIGKILL: "killed",
-    signal.SIGTERM: "terminated",
-    signal.SIGSEGV: "segmentation fault",
-    signal.SIGABRT: "aborted",
-}
-_REQUEST_ID_PATH = re.compile(
-    r"^" + re.escape(RUNTIME_API_PREFIX) + r"/invocation/([^/]+)/(response|error)$"
-)
-
-
-class LocalRuntimeError(Exception):
-    """Base of the local runtime's errors."""
 
 
 class FunctionNotFoundError(LocalRuntimeError):
@@ -95,67 +74,6 @@ def parse_function_name(name: str) -> tuple[str, str | None]:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportLine:
-    """The REPORT line Lambda writes at the end of every invocation."""
-
-    request_id: str
-    duration_ms: float
-    billed_duration_ms: int
-    memory_size_mb: int
-    max_memory_used_mb: int
-    init_duration_ms: float | None = None
-    status: str | None = None  # "timeout" or "error" when the invocation did not complete
-    error_type: str | None = None
-
-    _FIELD: ClassVar[re.Pattern[str]] = re.compile(r"([A-Za-z ]+): ([^\t]+)")
-
-    def render(self) -> str:
-        """The line exactly as Lambda writes it (tab separated, trailing tab, no newline)."""
-        parts = [
-            f"REPORT RequestId: {self.request_id}",
-            f"Duration: {self.duration_ms:.2f} ms",
-            f"Billed Duration: {self.billed_duration_ms} ms",
-            f"Memory Size: {self.memory_size_mb} MB",
-            f"Max Memory Used: {self.max_memory_used_mb} MB",
-        ]
-        if self.init_duration_ms is not None:
-            parts.append(f"Init Duration: {self.init_duration_ms:.2f} ms")
-        if self.status is not None:
-            parts.append(f"Status: {self.status}")
-        if self.error_type is not None:
-            parts.append(f"Error Type: {self.error_type}")
-        return "\t".join(parts) + "\t"
-
-    @classmethod
-    def parse(cls, text: str) -> ReportLine:
-        """Read a REPORT line (the last one when given a whole log)."""
-        lines = [ln for ln in text.splitlines() if ln.startswith("REPORT RequestId: ")]
-        if not lines:
-            raise ValueError("no REPORT line in the text")
-        fields = {key.strip(): value.strip() for key, value in cls._FIELD.findall(lines[-1][7:])}
-
-        def number(key: str) -> float:
-            return float(fields[key].split(" ", 1)[0])
-
-        init = fields.get("Init Duration")
-        return cls(
-            request_id=fields["RequestId"],
-            duration_ms=number("Duration"),
-            billed_duration_ms=int(number("Billed Duration")),
-            memory_size_mb=int(number("Memory Size")),
-            max_memory_used_mb=int(number("Max Memory Used")),
-            init_duration_ms=None if init is None else float(init.split(" ", 1)[0]),
-            status=fields.get("Status"),
-            error_type=fields.get("Error Type"),
-        )
-
-    @staticmethod
-    def billed(duration_ms: float) -> int:
-        """Billed duration: rounded up to the next millisecond, at least 1 ms."""
-        return max(1, math.ceil(duration_ms))
-
-
-@dataclass(frozen=True, slots=True)
 class InvokeResult:
     """What a synchronous invocation answers."""
 
@@ -175,357 +93,14 @@ class InvokeResult:
         return None if self.log_tail is None else base64.b64encode(self.log_tail).decode()
 
 
-@dataclass(slots=True)
-class _Invocation:
-    request_id: str
-    payload: bytes
-    invoked_arn: str
-    timeout_s: float
-    client_context: str | None
-    outcomes: queue.Queue[tuple[str, bytes]] = dataclasses.field(default_factory=queue.Queue)
-    delivered_at: float | None = None
-
-
-_Outcome = Literal["success", "handled", "init_error", "timeout", "exit", "oom"]
-
-
-class _RuntimeApiHandler(http.server.BaseHTTPRequestHandler):
-    """The Runtime API of one execution environment, as awslambdaric calls it."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _RuntimeApiServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep the access log out of the console."""
-
-    def _reply(self, code: int, body: bytes = b"") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def do_GET(self) -> None:
-        if self.path != RUNTIME_API_PREFIX + "/invocation/next":
-            self._reply(404, b'{"errorType":"InvalidPath"}')
-            return
-        worker = self.server.worker
-        worker.mark_ready()
-        invocation = worker.next_invocation()
-        if invocation is None:
-            self.close_connection = True
-            self._reply(503, b'{"errorType":"Shutdown"}')
-            return
-        worker.drain_logs()  # the init output comes before START
-        worker.write_platform_line(
-            f"START RequestId: {invocation.request_id} Version: {EXECUTED_VERSION}"
-        )
-        now_ms = time.time_ns() // 1_000_000
-        invocation.delivered_at = time.perf_counter()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Lambda-Runtime-Aws-Request-Id", invocation.request_id)
-        self.send_header(
-            "Lambda-Runtime-Deadline-Ms", str(now_ms + int(invocation.timeout_s * 1000))
-        )
-        self.send_header("Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_arn)
-        self.send_header("Lambda-Runtime-Trace-Id", _trace_id())
-        if invocation.client_context:
-            self.send_header("Lambda-Runtime-Client-Context", invocation.client_context)
-        self.send_header("Content-Length", str(len(invocation.payload)))
-        self.end_headers()
-        self.wfile.write(invocation.payload)
-
-    def do_POST(self) -> None:
-        body = self._body()
-        worker = self.server.worker
-        if self.path == RUNTIME_API_PREFIX + "/init/error":
-            worker.report("init_error", body)
-            self._reply(202, b'{"status":"OK"}')
-            return
-        match = _REQUEST_ID_PATH.match(self.path)
-        if match is None:
-            self._reply(404, b'{"errorType":"InvalidPath"}')
-            return
-        kind = "success" if match.group(2) == "response" else "handled"
-        if not worker.report(kind, body, request_id=match.group(1)):
-            self._reply(400, b'{"errorType":"InvalidRequestID"}')
-            return
-        self._reply(202, b'{"status":"OK"}')
-
-
-class _RuntimeApiServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, host: str, worker: _Worker) -> None:
-        self.worker = worker
-        super().__init__((host, 0), _RuntimeApiHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A worker killed mid-request resets its connection: expected, not worth a traceback."""
-        if not isinstance(sys.exception(), ConnectionError):
-            super().handle_error(request, client_address)
-
-
-def _trace_id() -> str:
-    return (
-        f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
-        f"Parent={secrets.token_hex(8)};Sampled=0"
-    )
-
-
-def _peak_rss_mib(pid: int) -> int:
-    """VmHWM (peak resident set) of a process, in MiB rounded up; 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    return math.ceil(int(line.split()[1]) / 1024)
-    except OSError:
-        return 0
-    return 0
-
-
-class _Worker:
-    """One execution environment: an awslambdaric process and its own Runtime API server."""
-
-    def __init__(
-        self,
-        spec: FunctionSpec,
-        env: dict[str, str],
-        *,
-        host: str,
-        generation: int,
-        log_sink: Callable[[str, str], None] | None,
-    ) -> None:
-        self.spec = spec
-        self.generation = generation
-        self.last_used = 0.0
-        self.init_done_at: float | None = None
-        self.peak_mib = 0
-        self._log_sink = log_sink
-        self._next: queue.Queue[_Invocation | None] = queue.Queue()
-        self._current: _Invocation | None = None
-        self._current_lock = threading.Lock()
-        self._early: list[tuple[str, bytes]] = []  # init error posted before the invoke arrived
-        self._log_lock = threading.Lock()
-        self._log = bytearray()
-        self._partial = b""
-        self._stopped = False
-        self.server = _RuntimeApiServer(host, self)
-        port = self.server.server_address[1]
-        self._server_thread = threading.Thread(
-            target=self.server.serve_forever, name=f"rapi-{spec.function_name}", daemon=True
-        )
-        self._server_thread.start()
-        env = {**env, "AWS_LAMBDA_RUNTIME_API": f"{host}:{port}"}
-        self.spawned_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", spec.handler],
-            cwd=spec.code_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a kill takes its children too
-        )
-        if self.proc.stdout is None:  # pragma: no cover - Popen was given stdout=PIPE
-            raise LocalRuntimeError("worker started without a stdout pipe")
-        self._fd = self.proc.stdout.fileno()
-        os.set_blocking(self._fd, False)
-        self._reader = threading.Thread(
-            target=self._pump_logs, name=f"logs-{spec.function_name}", daemon=True
-        )
-        self._reader.start()
-
-    # Runtime API side
-    def mark_ready(self) -> None:
-        if self.init_done_at is None:
-            self.init_done_at = time.perf_counter()
-
-    def next_invocation(self) -> _Invocation | None:
-        return self._next.get()
-
-    def report(self, kind: str, body: bytes, request_id: str | None = None) -> bool:
-        with self._current_lock:
-            invocation = self._current
-            if invocation is None and request_id is None:
-                self._early.append((kind, body))
-                return True
-        if invocation is None or (request_id is not None and request_id != invocation.request_id):
-            return False
-        invocation.outcomes.put((kind, body))
-        return True
-
-    # Logs
-    def _pump_logs(self) -> None:
-        while True:
-            try:
-                select.select([self._fd], [], [])
-            except (OSError, ValueError):
-                return
-            if not self.drain_logs():
-                return
-
-    def drain_logs(self) -> bool:
-        """Move what the process wrote so far into the log buffer; False at end of file."""
-        with self._log_lock:
-            while True:
-                try:
-                    chunk = os.read(self._fd, 65536)
-                except BlockingIOError:
-                    return True
-                except OSError:
-                    return False
-                if not chunk:
-                    return False
-                self._log += chunk
-                if self._log_sink is not None:
-                    self._emit(chunk)
-
-    def _emit(self, chunk: bytes) -> None:
-        if self._log_sink is None:
-            return
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        for line in lines:
-            self._log_sink(self.spec.function_name, line.decode(errors="replace"))
-
-    def write_platform_line(self, line: str) -> None:
-        with self._log_lock:
-            self._log += line.encode() + b"\n"
-        if self._log_sink is not None:
-            self._log_sink(self.spec.function_name, line)
-
-    def take_log(self) -> bytes:
-        with self._log_lock:
-            data = bytes(self._log)
-            self._log.clear()
-        return data
-
-    # Invocation side
-    def run(self, invocation: _Invocation, *, init_timeout_s: float) -> tuple[_Outcome, bytes]:
-        """Deliver one invocation and wait for its outcome (kills the process on timeout/OOM).
-
-        Memory: RLIMIT_AS is not used because CPython's virtual size (thread stacks, malloc
-        arenas) is several times its resident size, so any limit tight enough to matter breaks
-        healthy workers. The peak resident size (VmHWM, what Lambda's Max Memory Used reports)
-        is checked every tick and at the response instead; over MemorySize, the process is
-        killed and the invocation fails with Runtime.OutOfMemory, as on Lambda.
-        """
-        with self._current_lock:
-            self._current = invocation
-            for early in self._early:
-                invocation.outcomes.put(early)
-            self._early.clear()
-        self._next.put(invocation)
-        memory_limit = self.spec.memory_mb
-        self.sample_peak()
-        # Until the worker takes the event it has init_timeout_s to ask for it, counted from its
-        # spawn when cold, or from now when warm (a busy machine may delay a warm worker's next
-        # request; counting from spawn would kill any warm worker older than init_timeout_s).
-        pickup_deadline = (
-            self.spawned_at if self.init_done_at is None else time.perf_counter()
-        ) + init_timeout_s
-        while True:
-            delivered = invocation.delivered_at
-            deadline = pickup_deadline if delivered is None else delivered + invocation.timeout_s
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                self.kill()
-                return "timeout", b""
-            try:
-                kind, body = invocation.outcomes.get(timeout=min(remaining, _MONITOR_TICK_S))
-            except queue.Empty:
-                if self.sample_peak() > memory_limit:
-                    self.kill()
-                    return "oom", b""
-                if self.proc.poll() is not None:
-                    # The process may have posted an outcome just before it exited.
-                    with contextlib.suppress(queue.Empty):
-                        kind, body = invocation.outcomes.get_nowait()
-                        return _outcome(kind), body
-                    return "exit", b""
-                continue
-            if kind in ("success", "handled") and self.sample_peak() > memory_limit:
-                self.kill()
-                return "oom", b""
-            return _outcome(kind), body
-
-    def sample_peak(self) -> int:
-        """The process's peak memory so far (kept after it exits), in MiB."""
-        self.peak_mib = max(self.peak_mib, _peak_rss_mib(self.proc.pid))
-        return self.peak_mib
-
-    def finish(self) -> None:
-        with self._current_lock:
-            self._current = None
-
-    def wait_exit_status(self) -> str:
-        try:
-            code = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            code = self.proc.wait()
-        if code < 0:
-            name = _SIGNAL_WORDS.get(-code) or signal.Signals(-code).name.lower()
-            return f"signal: {name}"
-        return f"exit status {code}"
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-
-    def stop(self) -> None:
-        """End the process, its Runtime API server and its threads (idempotent)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        self._next.put(None)
-        # serve_forever notices a shutdown only at its next poll: close it off the caller's path.
-        threading.Thread(target=self._close_server, name="rapi-close", daemon=True).start()
-
-    def _close_server(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._reader.join(timeout=1)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def _outcome(kind: str) -> _Outcome:
-    if kind == "success":
-        return "success"
-    if kind == "handled":
-        return "handled"
-    return "init_error"
-
-
 class _Pool:
     """The execution environments of one function."""
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
         self.lock = threading.Lock()
-        self.idle: list[_Worker] = []  # most recently used last
-        self.live: set[_Worker] = set()  # every worker not yet stopped, idle or busy
+        self.idle: list[Worker] = []  # most recently used last
+        self.live: set[Worker] = set()  # every worker not yet stopped, idle or busy
         self.busy = 0
         self.generation = 0
 
@@ -581,8 +156,6 @@ class LocalRuntime:
         self._clock = clock
         self._closing = threading.Event()
         self._async = ThreadPoolExecutor(max_workers=async_workers, thread_name_prefix="event")
-        self._sqs: Any = None
-        self._sqs_lock = threading.Lock()
         self._last_modified = {lid: _now_iso() for lid in self._pools}
         spec_dir = importlib.util.find_spec("awslambdaric")
         origin = spec_dir.origin if spec_dir is not None else None
@@ -708,7 +281,7 @@ class LocalRuntime:
         self._async.submit(self._run_event, pool.spec.logical_id, payload, qualifier, request_id)
         return request_id
 
-    def _acquire(self, pool: _Pool) -> tuple[_Worker, bool]:
+    def _acquire(self, pool: _Pool) -> tuple[Worker, bool]:
         with self._global_lock:
             if self._in_flight >= self._account_concurrency:
                 raise ThrottledError("ConcurrentInvocationLimitExceeded")
@@ -720,7 +293,7 @@ class LocalRuntime:
                 self._in_flight -= 1
             raise
 
-    def _acquire_worker(self, pool: _Pool) -> tuple[_Worker, bool]:
+    def _acquire_worker(self, pool: _Pool) -> tuple[Worker, bool]:
         expired = []
         with pool.lock:
             limit = pool.spec.reserved_concurrency
@@ -747,9 +320,9 @@ class LocalRuntime:
             pool.live.add(worker)
         return worker, True
 
-    def _spawn(self, spec: FunctionSpec, generation: int) -> _Worker:
+    def _spawn(self, spec: FunctionSpec, generation: int) -> Worker:
         try:
-            return _Worker(
+            return Worker(
                 spec,
                 self._worker_env(spec),
                 host=self._host,
@@ -759,7 +332,7 @@ class LocalRuntime:
         except OSError as exc:
             raise LocalRuntimeError(f"cannot start {spec.function_name}: {exc}") from exc
 
-    def _release(self, pool: _Pool, worker: _Worker, *, reusable: bool) -> None:
+    def _release(self, pool: _Pool, worker: Worker, *, reusable: bool) -> None:
         with pool.lock:
             pool.busy -= 1
             keep = reusable and worker.generation == pool.generation and not self._closing.is_set()
@@ -812,7 +385,7 @@ class LocalRuntime:
         self,
         *,
         pool: _Pool,
-        worker: _Worker,
+        worker: Worker,
         cold: bool,
         payload: bytes,
         qualifier: str | None,
@@ -821,7 +394,7 @@ class LocalRuntime:
     ) -> InvokeResult:
         spec = worker.spec
         request_id = str(uuid.uuid4())
-        invocation = _Invocation(
+        invocation = Invocation(
             request_id=request_id,
             payload=payload,
             invoked_arn=self.function_arn(spec, qualifier),
@@ -875,10 +448,10 @@ class LocalRuntime:
 
     def _shape_outcome(
         self,
-        outcome: _Outcome,
+        outcome: Outcome,
         body: bytes,
-        worker: _Worker,
-        invocation: _Invocation,
+        worker: Worker,
+        invocation: Invocation,
         duration_ms: float,
     ) -> tuple[bytes, str | None, str | None]:
         """The payload, error type and REPORT status Lambda gives for each outcome."""
@@ -911,9 +484,9 @@ class LocalRuntime:
 
     def _finish_log(
         self,
-        worker: _Worker,
+        worker: Worker,
         request_id: str,
-        outcome: _Outcome,
+        outcome: Outcome,
         report: ReportLine,
         log_tail: bool,
     ) -> bytes | None:
@@ -963,20 +536,19 @@ class LocalRuntime:
                 extra={"function": spec.function_name, "request_id": request_id},
             )
             return
-        # botocore is heavy and only needed once an event has failed for good.
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+        # boto3 is heavy and only needed once an event has failed for good.
+        from localstage.aws import AwsEmulatorError, send_dead_letter  # noqa: PLC0415
 
         try:
-            self._sqs_client().send_message(
-                QueueUrl=url,
-                MessageBody=payload.decode(errors="replace"),
-                MessageAttributes={
-                    "RequestID": {"DataType": "String", "StringValue": request_id},
-                    "ErrorCode": {"DataType": "Number", "StringValue": "200"},
-                    "ErrorMessage": {"DataType": "String", "StringValue": message[:1024] or "-"},
-                },
+            send_dead_letter(
+                self._sqs_endpoint_url,
+                self.region,
+                url,
+                payload,
+                request_id=request_id,
+                error_message=message,
             )
-        except (BotoCoreError, ClientError):
+        except AwsEmulatorError:
             logger.exception(
                 "dead-letter delivery failed",
                 extra={"function": spec.function_name, "request_id": request_id},
@@ -988,18 +560,6 @@ class LocalRuntime:
                 return self._dlq_urls[key]
         return None
 
-    def _sqs_client(self) -> Any:
-        with self._sqs_lock:
-            if self._sqs is None:
-                import boto3  # noqa: PLC0415  # heavy; only a dead-lettered event needs it
-
-                self._sqs = boto3.session.Session(
-                    aws_access_key_id=self._base_env.get("AWS_ACCESS_KEY_ID", "testing"),
-                    aws_secret_access_key=self._base_env.get("AWS_SECRET_ACCESS_KEY", "testing"),
-                    region_name=self.region,
-                ).client("sqs", endpoint_url=self._sqs_endpoint_url)
-            return self._sqs
-
     # Lifecycle
     def _reap_idle_loop(self) -> None:
         interval = min(max(self._idle_timeout_s / 4, 0.05), 30.0)
@@ -1009,7 +569,7 @@ class LocalRuntime:
     def reap_idle(self) -> int:
         """Stop the workers idle for longer than the idle timeout; returns how many stopped."""
         now = self._clock()
-        expired: list[_Worker] = []
+        expired: list[Worker] = []
         for pool in self._pools.values():
             with pool.lock:
                 keep = [w for w in pool.idle if now - w.last_used < self._idle_timeout_s]

@@ -9,24 +9,25 @@ import secrets
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from localstage.access_log import AccessLog, access_log_setting
 from localstage.apigw import start_api_front
 from localstage.aws import aws_environment, local_client, prepare_local_stack, start_moto
+from localstage.cfn import load_template
 from localstage.datadog_standin import DatadogStandIn, forwarder_overrides, start_datadog_standin
 from localstage.invoke_api import start_invoke_api
 from localstage.log_subscriptions import LogPipeline, subscriptions_of
 from localstage.ports import probe_port
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
-from localstage.template import load_template
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
+from locate import STATE_FILE, TEMPLATE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from pathlib import Path
 
     from localstage.apigw import ApiFront
     from localstage.runtime import InvokeResult
@@ -36,7 +37,6 @@ __all__ = ["LocalStage", "PortInUseError", "StageConfig", "StageError"]
 
 logger = logging.getLogger(__name__)
 
-REPO: Final = Path(__file__).resolve().parents[2]
 _QUEUE: Final = "AWS::SQS::Queue"
 # Parameters every local stage sets: no X-Ray daemon, no Insights extension, no upstream pacing.
 LOCAL_OVERRIDES: Final = {
@@ -59,7 +59,7 @@ class PortInUseError(StageError):
 class StageConfig:
     """Where the stage listens and what it serves. Port 0 picks a free port."""
 
-    template: Path = REPO / "template.yaml"
+    template: Path = TEMPLATE
     host: str = "127.0.0.1"
     api_port: int = 3000
     invoke_port: int = 3001
@@ -69,7 +69,7 @@ class StageConfig:
     region: str = "us-east-1"
     overrides: Mapping[str, str] = field(default_factory=dict)
     dataset: Dataset = field(default_factory=lambda: Dataset(seed=7, now=datetime.now(UTC)))
-    state_file: Path | None = REPO / ".local" / "stage.json"
+    state_file: Path | None = STATE_FILE
     idle_timeout_s: float = 600.0
     event_retry_delay_s: float = 1.0
     # Point the functions' own Lambda calls (the warmer's pings, POST /sync, continuations) at
@@ -81,6 +81,15 @@ class StageConfig:
     # False for a `sam build` output: its code is read-only on Lambda (/var/task, /opt), so the
     # workers never write bytecode next to it and run only the bytecode the build shipped.
     writable_code: bool = True
+
+    @classmethod
+    def ephemeral(cls, **changes: Any) -> StageConfig:
+        """A private stage: free loopback ports and no state file, so nothing else finds it.
+
+        `changes` sets any other field (stack_name, dataset, overrides, a state_file, ...).
+        """
+        private = {"api_port": 0, "invoke_port": 0, "moto_port": 0, "vanta_port": 0}
+        return cls(**{**private, "state_file": None, **changes})
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -292,6 +301,17 @@ class LocalStage:
         if self.runtime is None:
             raise StageError("the stage is not running")
         return self.runtime.invoke(logical_id, json.dumps(event).encode(), log_tail=True)
+
+    def first_sync(self, reason: str) -> None:
+        """Run one full sync so the API reads real data; a StageError when it fails."""
+        # The layer's contract builds the event; imported here, as only a first sync needs it.
+        from vulnstats.triggers import manual_event  # noqa: PLC0415
+
+        result = self.invoke("SyncFunction", manual_event(reason))
+        if result.function_error:
+            raise StageError(
+                f"the first sync of {self.config.stack_name} failed: {result.payload[:300]!r}"
+            )
 
     def stop(self) -> None:
         """Stop everything that was started, newest first; safe to call twice."""

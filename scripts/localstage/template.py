@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
-import yaml
-
+from localstage.cfn import API_TYPES, FUNCTION_TYPES, LAYER_TYPES, TemplateError
+from localstage.intrinsics import (
+    NO_VALUE,
+    Resolver,
+    is_true,
+    merge_globals,
+    open_template,
+    properties_of,
+)
 from localstage.spec import ApiRoute, FunctionSpec, ResourceSpec, ScheduleSpec, StackSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
 
-__all__ = [
-    "DEFAULT_ENDPOINT_URL",
-    "EMULATED_TYPES",
-    "TemplateError",
-    "load_stack",
-    "load_template",
-    "local_arn",
-    "local_physical_name",
-    "local_queue_url",
-]
+    from localstage.intrinsics import TemplateOptions
+
+__all__ = ["EMULATED_TYPES", "load_stack"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT_URL: Final = "http://127.0.0.1:5000"
-
-FUNCTION_TYPES: Final = frozenset({"AWS::Serverless::Function", "AWS::Lambda::Function"})
-LAYER_TYPES: Final = frozenset({"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"})
-API_TYPES: Final = frozenset({"AWS::Serverless::Api"})
 # Resources the AWS emulator creates; their properties are resolved into ResourceSpec.
 EMULATED_TYPES: Final = frozenset(
     {
@@ -82,581 +73,6 @@ _EMULATED_PROPERTIES: Final = frozenset(
         "DefinitionBody",
     }
 )
-_NO_VALUE: Final = object()  # what AWS::NoValue resolves to; removed from its container
-_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_NAME_INVALID = re.compile(r"[^a-z0-9-]+")
-_MAX_NAME = 63  # the tightest limit of the emulated services (S3 bucket names)
-
-
-class TemplateError(Exception):
-    """The template cannot be read for a local run; the message names the resource and property."""
-
-
-# --------------------------------------------------------------------------- YAML loading
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """SafeLoader that understands CloudFormation's short-form tags (!Ref, !Sub, !GetAtt...)."""
-
-
-def _construct_short_form(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    elif isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    else:  # pragma: no cover - yaml has no other node kinds
-        raise TemplateError(f"line {node.start_mark.line + 1}: unexpected node for !{tag_suffix}")
-    if tag_suffix in ("Ref", "Condition"):
-        return {tag_suffix: value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        return {"Fn::GetAtt": [resource, attribute]}
-    return {f"Fn::{tag_suffix}": value}
-
-
-_TemplateLoader.add_multi_constructor("!", _construct_short_form)  # type: ignore[no-untyped-call]
-# CloudFormation reads 2024-01-01 as a string, not a date.
-_TemplateLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_template(template_path: Path) -> dict[str, Any]:
-    """Parse a SAM/CloudFormation template (YAML or JSON) into plain dicts, short forms expanded."""
-    try:
-        text = template_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TemplateError(f"{template_path}: cannot read the template ({exc})") from exc
-    try:
-        document = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"{template_path}: not valid YAML ({exc})") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
-        raise TemplateError(f"{template_path}: no Resources section")
-    return document
-
-
-# --------------------------------------------------------------------------- local naming
-
-
-def local_physical_name(stack_name: str, logical_id: str) -> str:
-    """Deterministic local name of a resource: "<stack>-<logicalid>" lower-cased, valid for S3."""
-    name = _NAME_INVALID.sub("-", f"{stack_name}-{logical_id}".lower()).strip("-")
-    if len(name) > _MAX_NAME:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-        name = f"{name[: _MAX_NAME - 9].rstrip('-')}-{digest}"
-    return name
-
-
-def local_queue_url(endpoint_url: str, account_id: str, queue_name: str) -> str:
-    """The queue URL moto answers with: <endpoint>/<account>/<name>."""
-    return f"{endpoint_url.rstrip('/')}/{account_id}/{queue_name}"
-
-
-def local_arn(cfn_type: str, name: str, *, region: str, account_id: str) -> str:  # noqa: PLR0911
-    """The ARN of a local resource of a CloudFormation type, by its physical name."""
-    match cfn_type:
-        case "AWS::S3::Bucket":
-            return f"arn:aws:s3:::{name}"
-        case "AWS::DynamoDB::Table":
-            return f"arn:aws:dynamodb:{region}:{account_id}:table/{name}"
-        case "AWS::SQS::Queue":
-            return f"arn:aws:sqs:{region}:{account_id}:{name}"
-        case "AWS::SNS::Topic":
-            return f"arn:aws:sns:{region}:{account_id}:{name}"
-        case "AWS::Serverless::Function" | "AWS::Lambda::Function":
-            return f"arn:aws:lambda:{region}:{account_id}:function:{name}"
-        case "AWS::Serverless::LayerVersion" | "AWS::Lambda::LayerVersion":
-            return f"arn:aws:lambda:{region}:{account_id}:layer:{name}:1"
-        case "AWS::SecretsManager::Secret":
-            return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{name}"
-        case "AWS::IAM::Role":
-            return f"arn:aws:iam::{account_id}:role/{name}"
-        case "AWS::Logs::LogGroup":
-            return f"arn:aws:logs:{region}:{account_id}:log-group:{name}:*"
-        case "AWS::Serverless::StateMachine" | "AWS::StepFunctions::StateMachine":
-            return f"arn:aws:states:{region}:{account_id}:stateMachine:{name}"
-        case _:
-            raise KeyError(cfn_type)
-
-
-# --------------------------------------------------------------------------- resolution
-
-
-@dataclass(slots=True)
-class _Context:
-    """What intrinsics resolve against."""
-
-    template_dir: Path
-    stack_name: str
-    region: str
-    account_id: str
-    endpoint_url: str
-    parameters: dict[str, Any]
-    mappings: dict[str, Any]
-    condition_defs: dict[str, Any]
-    resources: dict[str, dict[str, Any]]  # raw resources that survived their Condition
-    dropped: frozenset[str]  # logical ids removed by a false Condition
-    globals_section: dict[str, Any] = field(default_factory=dict)
-    conditions: dict[str, bool] = field(default_factory=dict)
-    evaluating: set[str] = field(default_factory=set)
-    warnings: list[str] = field(default_factory=list)
-
-    # ----- names
-
-    def function_name(self, logical_id: str) -> str:
-        return logical_id
-
-    def physical_name(self, logical_id: str) -> str:
-        cfn_type = self.resources[logical_id].get("Type", "")
-        if cfn_type in FUNCTION_TYPES or cfn_type in LAYER_TYPES:
-            return logical_id
-        name = local_physical_name(self.stack_name, logical_id)
-        properties = _properties(self.resources[logical_id])
-        fifo = (cfn_type == "AWS::SQS::Queue" and _is_true(properties.get("FifoQueue"))) or (
-            cfn_type == "AWS::SNS::Topic" and _is_true(properties.get("FifoTopic"))
-        )
-        return f"{name}.fifo" if fifo else name
-
-    def arn(self, logical_id: str) -> str:
-        cfn_type = self.resources[logical_id].get("Type", "")
-        return local_arn(
-            cfn_type, self.physical_name(logical_id), region=self.region, account_id=self.account_id
-        )
-
-    # ----- conditions
-
-    def condition(self, name: str, path: str) -> bool:
-        if name in self.conditions:
-            return self.conditions[name]
-        if name not in self.condition_defs:
-            raise TemplateError(f"{path}: unknown condition {name!r}")
-        if name in self.evaluating:
-            raise TemplateError(f"Conditions.{name}: condition refers to itself")
-        self.evaluating.add(name)
-        try:
-            value = self.resolve(self.condition_defs[name], f"Conditions.{name}")
-        finally:
-            self.evaluating.discard(name)
-        if not isinstance(value, bool):
-            raise TemplateError(f"Conditions.{name}: does not evaluate to true or false")
-        self.conditions[name] = value
-        return value
-
-    # ----- intrinsics
-
-    def resolve(self, value: Any, path: str) -> Any:
-        """Resolve every intrinsic in value; AWS::NoValue entries leave their container."""
-        if isinstance(value, dict):
-            if len(value) == 1:
-                ((key, argument),) = value.items()
-                if key in {"Ref", "Condition"} or str(key).startswith("Fn::"):
-                    return self._intrinsic(key, argument, path)
-            resolved: dict[str, Any] = {}
-            for key, item in value.items():
-                result = self.resolve(item, f"{path}.{key}")
-                if result is not _NO_VALUE:
-                    resolved[str(key)] = result
-            return resolved
-        if isinstance(value, list):
-            items = [self.resolve(item, f"{path}[{index}]") for index, item in enumerate(value)]
-            return [item for item in items if item is not _NO_VALUE]
-        return value
-
-    def _intrinsic(self, key: str, argument: Any, path: str) -> Any:
-        handler = _INTRINSICS.get(key)
-        if handler is None:
-            raise TemplateError(f"{path}: unsupported intrinsic {key}")
-        return handler(self, argument, f"{path}")
-
-    def ref(self, name: Any, path: str) -> Any:
-        if not isinstance(name, str):
-            raise TemplateError(f"{path}: Ref takes a name, got {name!r}")
-        pseudo = self._pseudo(name)
-        if pseudo is not None:
-            return pseudo
-        if name in self.parameters:
-            return self.parameters[name]
-        if name in self.resources:
-            return self.ref_resource(name)
-        generated = self._ref_generated(name)
-        if generated is not None:
-            return generated
-        if name in self.dropped:
-            raise TemplateError(f"{path}: Ref to {name}, which its Condition removed")
-        raise TemplateError(f"{path}: Ref to unknown parameter or resource {name!r}")
-
-    def _pseudo(self, name: str) -> Any:  # noqa: PLR0911
-        match name:
-            case "AWS::Region":
-                return self.region
-            case "AWS::AccountId":
-                return self.account_id
-            case "AWS::StackName":
-                return self.stack_name
-            case "AWS::StackId":
-                return (
-                    f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/"
-                    f"{self.stack_name}/00000000-0000-0000-0000-000000000000"
-                )
-            case "AWS::Partition":
-                return "aws"
-            case "AWS::URLSuffix":
-                return "amazonaws.com"
-            case "AWS::NotificationARNs":
-                return []
-            case "AWS::NoValue":
-                return _NO_VALUE
-            case _:
-                return None
-
-    def ref_resource(self, logical_id: str) -> str:
-        cfn_type = self.resources[logical_id].get("Type", "")
-        if cfn_type in FUNCTION_TYPES:
-            return self.function_name(logical_id)
-        if cfn_type in LAYER_TYPES:
-            # A local layer ARN: FunctionSpec.layer_dirs maps it back to the layer's ContentUri.
-            return self.arn(logical_id)
-        if cfn_type in ("AWS::SNS::Topic", "AWS::SecretsManager::Secret"):
-            return self.arn(logical_id)
-        if cfn_type == "AWS::SQS::Queue":
-            return local_queue_url(
-                self.endpoint_url, self.account_id, self.physical_name(logical_id)
-            )
-        return self.physical_name(logical_id)
-
-    def _ref_generated(self, name: str) -> str | None:
-        """Refs to what SAM generates: F.Alias, <F>Alias<alias>, <F>Role, <Api>ApiKey..."""
-        base, _, suffix = name.partition(".")
-        if suffix in ("Alias", "Version") and self._is_function(base):
-            alias = self._alias_of(base, name)
-            qualifier = alias if suffix == "Alias" else "1"
-            return f"{self.arn(base)}:{qualifier}"
-        if (
-            suffix == "Stage"
-            and base in self.resources
-            and self.resources[base]["Type"] in API_TYPES
-        ):
-            stage = self.resolve(_properties(self.resources[base]).get("StageName"), name)
-            return self.string(stage, name)
-        # Longest ids first, so that "ApiFunctionRole" is not read as a child of "Api".
-        for logical_id in sorted(self.resources, key=len, reverse=True):
-            cfn_type = self.resources[logical_id].get("Type")
-            if not name.startswith(logical_id) or name == logical_id:
-                continue
-            rest = name[len(logical_id) :]
-            if cfn_type == "AWS::Serverless::Function":
-                alias = self._alias_of(logical_id, name, None)
-                if alias is not None and rest == f"Alias{alias}":
-                    return f"{self.arn(logical_id)}:{alias}"
-                if rest == "Role" or rest.startswith("Version"):
-                    return local_physical_name(self.stack_name, name)
-            if cfn_type in API_TYPES and (
-                rest in ("ApiKey", "UsagePlan", "UsagePlanKey", "Deployment")
-                or rest.endswith("Stage")
-                or rest.startswith("Deployment")
-            ):
-                return local_physical_name(self.stack_name, name)
-        return None
-
-    def _is_function(self, logical_id: str) -> bool:
-        return self.resources.get(logical_id, {}).get("Type") in FUNCTION_TYPES
-
-    def _alias_of(self, logical_id: str, path: str, missing: str | None = "") -> str | None:
-        properties = self.function_properties(logical_id)
-        alias = self.resolve(properties.get("AutoPublishAlias", _NO_VALUE), f"{path}")
-        if alias is _NO_VALUE or alias is None:
-            if missing is None:
-                return None
-            raise TemplateError(f"{path}: {logical_id} has no AutoPublishAlias")
-        return str(alias)
-
-    def function_properties(self, logical_id: str) -> dict[str, Any]:
-        raw = _properties(self.resources[logical_id])
-        if self.resources[logical_id].get("Type") != "AWS::Serverless::Function":
-            return raw
-        merged: dict[str, Any] = _merge_globals(self.globals_of("Function"), raw)
-        return merged
-
-    def globals_of(self, section: str) -> dict[str, Any]:
-        value = self.globals_section.get(section) or {}
-        return dict(value) if isinstance(value, dict) else {}
-
-    def get_att(self, logical_id: str, attribute: str, path: str) -> Any:
-        if logical_id not in self.resources:
-            if (
-                logical_id.endswith("Role")
-                and self._ref_generated(logical_id)
-                and attribute == "Arn"
-            ):
-                return local_arn(
-                    "AWS::IAM::Role",
-                    local_physical_name(self.stack_name, logical_id),
-                    region=self.region,
-                    account_id=self.account_id,
-                )
-            if logical_id in self.dropped:
-                raise TemplateError(f"{path}: GetAtt of {logical_id}, which its Condition removed")
-            raise TemplateError(f"{path}: GetAtt of unknown resource {logical_id!r}")
-        cfn_type = self.resources[logical_id].get("Type", "")
-        name = self.physical_name(logical_id)
-        attributes: dict[str, Callable[[], str]] = {}
-        if attribute == "Arn":
-            try:
-                return self.arn(logical_id)
-            except KeyError:
-                # A type the local stage does not model: an ARN of the usual shape will do.
-                _, service, kind = [*cfn_type.split("::"), "", ""][:3]
-                return (
-                    f"arn:aws:{service.lower()}:{self.region}:{self.account_id}:"
-                    f"{kind.lower()}/{name}"
-                )
-        match cfn_type:
-            case "AWS::S3::Bucket":
-                attributes = {
-                    "DomainName": lambda: f"{name}.s3.amazonaws.com",
-                    "RegionalDomainName": lambda: f"{name}.s3.{self.region}.amazonaws.com",
-                }
-            case "AWS::DynamoDB::Table":
-                attributes = {"StreamArn": lambda: f"{self.arn(logical_id)}/stream/local"}
-            case "AWS::SQS::Queue":
-                attributes = {
-                    "QueueName": lambda: name,
-                    "QueueUrl": lambda: self.ref_resource(logical_id),
-                }
-            case "AWS::SNS::Topic":
-                attributes = {"TopicArn": lambda: self.arn(logical_id), "TopicName": lambda: name}
-            case "AWS::Serverless::Api" | "AWS::ApiGateway::RestApi":
-                attributes = {"RootResourceId": lambda: f"{name}-root"}
-            case _:
-                pass
-        if attribute not in attributes:
-            raise TemplateError(
-                f"{path}: unsupported attribute {logical_id}.{attribute} ({cfn_type})"
-            )
-        return attributes[attribute]()
-
-    def string(self, value: Any, path: str) -> str:
-        """A resolved scalar as CloudFormation would pass it to a string property."""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str | int | float):
-            return str(value)
-        raise TemplateError(f"{path}: expected a string, got {value!r}")
-
-
-def _fn_sub(context: _Context, argument: Any, path: str) -> str:
-    variables: dict[str, Any] = {}
-    if isinstance(argument, list):
-        if len(argument) != 2 or not isinstance(argument[1], dict):
-            raise TemplateError(f"{path}: Fn::Sub takes a string or [string, {{variables}}]")
-        text_value, raw_variables = argument
-        variables = {
-            key: context.resolve(item, f"{path}.{key}") for key, item in raw_variables.items()
-        }
-    else:
-        text_value = argument
-    text = context.resolve(text_value, path)
-    if not isinstance(text, str):
-        raise TemplateError(f"{path}: Fn::Sub needs a string, got {text!r}")
-
-    def replace(match: re.Match[str]) -> str:
-        token = match.group(1)
-        if token.startswith("!"):
-            return "${" + token[1:] + "}"
-        name = token.strip()
-        if name in variables:
-            return context.string(variables[name], path)
-        if "." in name and not name.startswith("AWS::"):
-            resource, _, attribute = name.partition(".")
-            if resource in context.resources or resource.endswith("Role"):
-                return context.string(context.get_att(resource, attribute, path), path)
-            return context.string(context.ref(name, path), path)
-        return context.string(context.ref(name, path), path)
-
-    return _SUB_VARIABLE.sub(replace, text)
-
-
-def _fn_get_att(context: _Context, argument: Any, path: str) -> Any:
-    if isinstance(argument, str):
-        argument = list(argument.split(".", 1))
-    if not isinstance(argument, list) or len(argument) != 2:
-        raise TemplateError(f"{path}: Fn::GetAtt takes [resource, attribute]")
-    logical_id, attribute = (context.resolve(item, path) for item in argument)
-    return context.get_att(str(logical_id), str(attribute), path)
-
-
-def _fn_if(context: _Context, argument: Any, path: str) -> Any:
-    if not isinstance(argument, list) or len(argument) != 3 or not isinstance(argument[0], str):
-        raise TemplateError(f"{path}: Fn::If takes [condition, value if true, value if false]")
-    chosen = argument[1] if context.condition(argument[0], path) else argument[2]
-    return context.resolve(chosen, path)
-
-
-def _fn_equals(context: _Context, argument: Any, path: str) -> bool:
-    if not isinstance(argument, list) or len(argument) != 2:
-        raise TemplateError(f"{path}: Fn::Equals takes two values")
-    left, right = (context.resolve(item, path) for item in argument)
-    return bool(_scalar_text(left) == _scalar_text(right))
-
-
-def _conditions_of(context: _Context, argument: Any, path: str, name: str) -> list[bool]:
-    if not isinstance(argument, list) or not argument:
-        raise TemplateError(f"{path}: {name} takes a list of conditions")
-    values = [context.resolve(item, path) for item in argument]
-    if not all(isinstance(value, bool) for value in values):
-        raise TemplateError(f"{path}: {name} needs conditions, got {values!r}")
-    return values
-
-
-def _fn_not(context: _Context, argument: Any, path: str) -> bool:
-    values = _conditions_of(context, argument, path, "Fn::Not")
-    if len(values) != 1:
-        raise TemplateError(f"{path}: Fn::Not takes one condition")
-    return not values[0]
-
-
-def _fn_and(context: _Context, argument: Any, path: str) -> bool:
-    return all(_conditions_of(context, argument, path, "Fn::And"))
-
-
-def _fn_or(context: _Context, argument: Any, path: str) -> bool:
-    return any(_conditions_of(context, argument, path, "Fn::Or"))
-
-
-def _condition(context: _Context, argument: Any, path: str) -> bool:
-    if not isinstance(argument, str):
-        raise TemplateError(f"{path}: Condition takes a condition name")
-    return context.condition(argument, path)
-
-
-def _fn_find_in_map(context: _Context, argument: Any, path: str) -> Any:
-    if not isinstance(argument, list) or len(argument) not in (3, 4):
-        raise TemplateError(f"{path}: Fn::FindInMap takes [map, top key, second key]")
-    default = _NO_VALUE
-    if len(argument) == 4:
-        options = argument[3]
-        if not isinstance(options, dict) or "DefaultValue" not in options:
-            raise TemplateError(
-                f"{path}: Fn::FindInMap's fourth item must be {{DefaultValue: ...}}"
-            )
-        default = options["DefaultValue"]
-    map_name, top, second = (_scalar_text(context.resolve(item, path)) for item in argument[:3])
-    try:
-        return context.resolve(context.mappings[map_name][top][second], path)
-    except (KeyError, TypeError) as exc:
-        if default is not _NO_VALUE:
-            return context.resolve(default, path)
-        raise TemplateError(f"{path}: Mappings.{map_name}.{top}.{second} does not exist") from exc
-
-
-def _fn_select(context: _Context, argument: Any, path: str) -> Any:
-    if not isinstance(argument, list) or len(argument) != 2:
-        raise TemplateError(f"{path}: Fn::Select takes [index, list]")
-    index, items = (context.resolve(item, path) for item in argument)
-    if isinstance(items, str):
-        items = items.split(",")
-    try:
-        return items[int(index)]
-    except (ValueError, TypeError, IndexError) as exc:
-        raise TemplateError(f"{path}: Fn::Select index {index!r} out of {items!r}") from exc
-
-
-def _fn_join(context: _Context, argument: Any, path: str) -> str:
-    if not isinstance(argument, list) or len(argument) != 2:
-        raise TemplateError(f"{path}: Fn::Join takes [delimiter, list]")
-    delimiter, items = (context.resolve(item, path) for item in argument)
-    if not isinstance(items, list):
-        raise TemplateError(f"{path}: Fn::Join needs a list, got {items!r}")
-    return str(delimiter).join(context.string(item, path) for item in items)
-
-
-def _fn_split(context: _Context, argument: Any, path: str) -> list[str]:
-    if not isinstance(argument, list) or len(argument) != 2:
-        raise TemplateError(f"{path}: Fn::Split takes [delimiter, string]")
-    delimiter, text = (context.resolve(item, path) for item in argument)
-    return context.string(text, path).split(str(delimiter))
-
-
-def _fn_base64(context: _Context, argument: Any, path: str) -> str:
-    text = context.string(context.resolve(argument, path), path)
-    return base64.b64encode(text.encode()).decode()
-
-
-def _fn_get_azs(context: _Context, argument: Any, path: str) -> list[str]:
-    region = context.resolve(argument, path) or context.region
-    return [f"{region}{zone}" for zone in "abc"]
-
-
-def _fn_to_json_string(context: _Context, argument: Any, path: str) -> str:
-    return json.dumps(context.resolve(argument, path), separators=(",", ":"))
-
-
-def _fn_length(context: _Context, argument: Any, path: str) -> int:
-    items = context.resolve(argument, path)
-    if not isinstance(items, list):
-        raise TemplateError(f"{path}: Fn::Length needs a list")
-    return len(items)
-
-
-_INTRINSICS: Final[dict[str, Callable[[_Context, Any, str], Any]]] = {
-    "Ref": lambda context, argument, path: context.ref(argument, path),
-    "Condition": _condition,
-    "Fn::Sub": _fn_sub,
-    "Fn::GetAtt": _fn_get_att,
-    "Fn::If": _fn_if,
-    "Fn::Equals": _fn_equals,
-    "Fn::Not": _fn_not,
-    "Fn::And": _fn_and,
-    "Fn::Or": _fn_or,
-    "Fn::FindInMap": _fn_find_in_map,
-    "Fn::Select": _fn_select,
-    "Fn::Join": _fn_join,
-    "Fn::Split": _fn_split,
-    "Fn::Base64": _fn_base64,
-    "Fn::GetAZs": _fn_get_azs,
-    "Fn::ToJsonString": _fn_to_json_string,
-    "Fn::Length": _fn_length,
-}
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _properties(resource: Mapping[str, Any]) -> dict[str, Any]:
-    properties = resource.get("Properties") or {}
-    return properties if isinstance(properties, dict) else {}
-
-
-def _is_intrinsic(value: Any) -> bool:
-    if not isinstance(value, dict) or len(value) != 1:
-        return False
-    key = str(next(iter(value)))
-    return key == "Ref" or key.startswith("Fn::")
-
-
-def _merge_globals(global_value: Any, local_value: Any) -> Any:
-    """SAM's Globals merge: maps merge by key, lists concatenate (Globals first), else local wins.
-
-    An intrinsic function counts as a plain value, so it replaces rather than merges.
-    """
-    if (
-        isinstance(global_value, dict)
-        and isinstance(local_value, dict)
-        and not _is_intrinsic(global_value)
-        and not _is_intrinsic(local_value)
-    ):
-        merged = dict(global_value)
-        for key, item in local_value.items():
-            merged[key] = _merge_globals(global_value[key], item) if key in global_value else item
-        return merged
-    if isinstance(global_value, list) and isinstance(local_value, list):
-        return [*global_value, *local_value]
-    return local_value
 
 
 def _definition_security(definition: Any, path: str, method: str) -> tuple[bool, bool] | None:
@@ -687,18 +103,6 @@ def _definition_security(definition: Any, path: str, method: str) -> tuple[bool,
     return key_required, iam_auth
 
 
-def _is_true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _scalar_text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
 def _as_int(value: Any, path: str) -> int:
     try:
         return int(value)
@@ -706,52 +110,11 @@ def _as_int(value: Any, path: str) -> int:
         raise TemplateError(f"{path}: expected a whole number, got {value!r}") from exc
 
 
-def _parameter_value(name: str, definition: Mapping[str, Any], value: Any) -> Any:
-    text = _scalar_text(value)
-    if not isinstance(text, str):
-        raise TemplateError(f"Parameters.{name}: value must be a string, got {value!r}")
-    allowed = definition.get("AllowedValues")
-    if isinstance(allowed, list) and text not in [_scalar_text(item) for item in allowed]:
-        raise TemplateError(f"Parameters.{name}: {text!r} is not one of {allowed!r}")
-    pattern = definition.get("AllowedPattern")
-    if isinstance(pattern, str) and re.fullmatch(pattern, text) is None:
-        raise TemplateError(f"Parameters.{name}: {text!r} does not match {pattern!r}")
-    parameter_type = str(definition.get("Type", "String"))
-    if parameter_type.startswith("List<") or parameter_type == "CommaDelimitedList":
-        return [item.strip() for item in text.split(",")] if text else []
-    return text
-
-
-def _resolve_parameters(
-    definitions: Mapping[str, Any], overrides: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    unknown = sorted(set(overrides) - set(definitions))
-    if unknown:
-        raise TemplateError(f"Parameters: overrides for unknown parameters {', '.join(unknown)}")
-    values: dict[str, Any] = {}
-    texts: dict[str, str] = {}
-    for name, definition in definitions.items():
-        if not isinstance(definition, dict):
-            raise TemplateError(f"Parameters.{name}: not a mapping")
-        if name in overrides:
-            raw: Any = overrides[name]
-        elif "Default" in definition:
-            raw = definition["Default"]
-        else:
-            raise TemplateError(
-                f"Parameters.{name}: no value and no Default; pass it in overrides "
-                f"(e.g. overrides={{{name!r}: ...}})"
-            )
-        values[name] = _parameter_value(name, definition, raw)
-        texts[name] = _scalar_text(raw) if not isinstance(raw, list) else ",".join(raw)
-    return values, texts
-
-
 # --------------------------------------------------------------------------- the reader
 
 
 class _Reader:
-    def __init__(self, context: _Context, globals_section: Mapping[str, Any]) -> None:
+    def __init__(self, context: Resolver, globals_section: Mapping[str, Any]) -> None:
         self.context = context
         self.globals = globals_section
         self._api_settings: dict[str, tuple[dict[str, Any], Any]] = {}
@@ -779,7 +142,7 @@ class _Reader:
             for key, value in raw.items()
             if key in _FUNCTION_PROPERTIES
         }
-        properties = {key: value for key, value in properties.items() if value is not _NO_VALUE}
+        properties = {key: value for key, value in properties.items() if value is not NO_VALUE}
         for required in ("CodeUri", "Handler", "Runtime"):
             if required not in properties:
                 raise TemplateError(
@@ -865,7 +228,7 @@ class _Reader:
 
     def layer_dir(self, layer_id: str, path: str) -> Path:
         base = f"Resources.{layer_id}.Properties"
-        properties = _properties(self.context.resources[layer_id])
+        properties = properties_of(self.context.resources[layer_id])
         key = "ContentUri" if "ContentUri" in properties else "Content"
         uri = self.context.resolve(properties.get(key), f"{base}.{key}")
         if uri is None:
@@ -909,14 +272,14 @@ class _Reader:
             )
             # Precedence: the event's Auth, then the method's security in the Api's
             # DefinitionBody, then the Api's Auth defaults.
-            key_required = _is_true(api_auth.get("ApiKeyRequired", False))
+            key_required = is_true(api_auth.get("ApiKeyRequired", False))
             iam_auth = api_auth.get("DefaultAuthorizer") == "AWS_IAM"
             security = _definition_security(definition, route_path, method)
             if security is not None:
                 key_required, iam_auth = security
             auth = properties.get("Auth") or {}
             if "ApiKeyRequired" in auth:
-                key_required = _is_true(auth["ApiKeyRequired"])
+                key_required = is_true(auth["ApiKeyRequired"])
             if "Authorizer" in auth:
                 iam_auth = auth["Authorizer"] == "AWS_IAM"
             yield ApiRoute(
@@ -946,8 +309,8 @@ class _Reader:
                 f"{path}: {rest_api_id!r} is not an AWS::Serverless::Api of the template"
             )
         if api_id not in self._api_settings:
-            properties = _merge_globals(
-                self.globals.get("Api", {}), _properties(self.context.resources[api_id])
+            properties = merge_globals(
+                self.globals.get("Api", {}), properties_of(self.context.resources[api_id])
             )
             base = f"Resources.{api_id}.Properties"
             auth = self.context.resolve(properties.get("Auth", {}), f"{base}.Auth")
@@ -975,7 +338,7 @@ class _Reader:
                     raise TemplateError(f"{event_path}.Input: must be a JSON object")
             enabled = True
             if "Enabled" in properties:
-                enabled = _is_true(properties["Enabled"])
+                enabled = is_true(properties["Enabled"])
             if "State" in properties:
                 enabled = str(properties["State"]).upper() == "ENABLED"
             yield ScheduleSpec(
@@ -990,7 +353,7 @@ class _Reader:
         if raw is None:
             return None
         config = self.context.resolve(raw, path)
-        if config is _NO_VALUE or not config:
+        if config is NO_VALUE or not config:
             return None
         if not isinstance(config, dict) or "TargetArn" not in config:
             raise TemplateError(f"{path}: needs Type and TargetArn")
@@ -1015,9 +378,9 @@ class _Reader:
         for logical_id, resource in self.context.resources.items():
             cfn_type = str(resource.get("Type", ""))
             if cfn_type in API_TYPES:
-                raw = _merge_globals(self.globals.get("Api", {}), _properties(resource))
+                raw = merge_globals(self.globals.get("Api", {}), properties_of(resource))
             elif cfn_type in EMULATED_TYPES:
-                raw = _properties(resource)
+                raw = properties_of(resource)
             else:
                 continue
             properties = self.resource_properties(logical_id, raw)
@@ -1041,7 +404,7 @@ class _Reader:
                     raise
                 self.context.warnings.append(f"{exc}; property left out locally")
                 continue
-            if resolved is not _NO_VALUE:
+            if resolved is not NO_VALUE:
                 properties[str(key)] = resolved
         return properties
 
@@ -1066,15 +429,7 @@ class _Reader:
         return outputs
 
 
-def load_stack(
-    template_path: Path,
-    *,
-    overrides: Mapping[str, str] | None = None,
-    stack_name: str = "vulnstats-local",
-    region: str = "us-east-1",
-    account_id: str = "123456789012",
-    endpoint_url: str = DEFAULT_ENDPOINT_URL,
-) -> StackSpec:
+def load_stack(template_path: Path, **options: Unpack[TemplateOptions]) -> StackSpec:
     """Read a SAM template for a local run.
 
     Parameters come from their defaults and `overrides`; resources whose Condition is false are
@@ -1083,56 +438,18 @@ def load_stack(
     under `endpoint_url` (the AWS emulator's). Raises TemplateError naming the resource and
     property for anything that cannot run locally.
     """
-    template_path = Path(template_path).resolve()
-    document = load_template(template_path)
-    definitions = document.get("Parameters") or {}
-    if not isinstance(definitions, dict):
-        raise TemplateError("Parameters: not a mapping")
-    parameters, parameter_texts = _resolve_parameters(definitions, overrides or {})
-    raw_resources: dict[str, Any] = document["Resources"]
-    globals_section = document.get("Globals") or {}
-    if not isinstance(globals_section, dict):
-        raise TemplateError("Globals: not a mapping")
-    for logical_id, resource in raw_resources.items():
-        if not isinstance(resource, dict) or not isinstance(resource.get("Type"), str):
-            raise TemplateError(f"Resources.{logical_id}: needs a Type")
-    context = _Context(
-        template_dir=template_path.parent,
-        stack_name=stack_name,
-        region=region,
-        account_id=account_id,
-        endpoint_url=endpoint_url,
-        parameters=parameters,
-        mappings=document.get("Mappings") or {},
-        condition_defs=document.get("Conditions") or {},
-        resources=dict(raw_resources),
-        dropped=frozenset(),
-        globals_section=globals_section,
-    )
-    kept: dict[str, dict[str, Any]] = {}
-    dropped: set[str] = set()
-    for logical_id, resource in raw_resources.items():
-        condition = resource.get("Condition")
-        if condition is not None and not context.condition(
-            str(condition), f"Resources.{logical_id}.Condition"
-        ):
-            dropped.add(logical_id)
-            continue
-        kept[logical_id] = resource
-    context.resources = kept
-    context.dropped = frozenset(dropped)
-
-    reader = _Reader(context, globals_section)
+    context = open_template(template_path, **options)
+    reader = _Reader(context, context.globals_section)
     functions = reader.functions()
     resources = reader.resources()
-    outputs = reader.outputs(document.get("Outputs"))
+    outputs = reader.outputs(context.document.get("Outputs"))
     for warning in context.warnings:
         logger.warning("template: %s", warning)
     return StackSpec(
-        stack_name=stack_name,
-        region=region,
-        account_id=account_id,
-        parameters=parameter_texts,
+        stack_name=context.stack_name,
+        region=context.region,
+        account_id=context.account_id,
+        parameters=context.parameter_texts,
         functions=functions,
         resources=resources,
         outputs=outputs,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+from locate import STATE_FILE, LocateError, running_stage, samconfig_environment, stack_outputs
 from vulnstats.triggers import SUCCESS_STATUSES, InvalidTriggerError, parse_trigger
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ __all__ = [
     "redrive_queue",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[2]
-STATE_FILE: Final = REPO / ".local" / "stage.json"
-SAMCONFIG: Final = REPO / "samconfig.toml"
 # Inspecting hides a message only briefly and puts it back at once; redriving hides it for longer
 # than one sync invocation may last (900 s), so nobody else redrives it while it runs.
 INSPECT_VISIBILITY_S: Final = 30
@@ -457,54 +454,25 @@ class Target:
 
 def local_target(state_file: Path) -> Target:
     """The running local stage (its .local/stage.json): moto's SQS and the Invoke API."""
-    if not state_file.exists():
+    info = running_stage(state_file)
+    if info is None:
         raise DlqError(
-            f"no local stage is running ({state_file} is absent): start one with make local, "
-            "or name a deployed stack with STAGE=dev|prod (or --stack)"
+            f"no local stage is running (no live stage in {state_file}): start one with "
+            "make local, or name a deployed stack with ENV=dev|prod (or --stack)"
         )
-    import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
-    info = json.loads(state_file.read_text())
-    try:
-        queue_url = info["resources"]["DeadLetterQueue"]
-        function = info["functions"]["SyncFunction"]
-    except KeyError as exc:
-        raise DlqError(
-            f"{state_file} names no {exc.args[0]}: is it a stage of this template?"
-        ) from None
-    from localstage.aws import DUMMY_CREDENTIALS  # noqa: PLC0415
-
-    session = boto3.session.Session(
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
-        region_name=info["region"],
-    )
+    session = info.session()
     invoke_config = Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1})
     return Target(
-        where=f"local stage {info['stack_name']}",
-        queue_url=queue_url,
-        sync_function_name=function,
-        sqs=session.client("sqs", endpoint_url=info["aws_endpoint_url"]),
+        where=f"local stage {info.stack_name}",
+        queue_url=info.resource("DeadLetterQueue"),
+        sync_function_name=info.function("SyncFunction"),
+        sqs=session.client("sqs", endpoint_url=info.aws_endpoint_url),
         lambda_client=session.client(
-            "lambda", endpoint_url=info["invoke_endpoint_url"], config=invoke_config
+            "lambda", endpoint_url=info.invoke_endpoint_url, config=invoke_config
         ),
     )
-
-
-def samconfig_stack(config_env: str, samconfig: Path = SAMCONFIG) -> tuple[str, str | None]:
-    """The stack name and region samconfig.toml gives a config environment."""
-    config = tomllib.loads(samconfig.read_text())
-    if config_env not in config:
-        known = ", ".join(sorted(k for k in config if k != "version"))
-        raise DlqError(f"STAGE={config_env}: no such environment in {samconfig} ({known})")
-    deploy = config[config_env].get("deploy", {}).get("parameters", {})
-    if "stack_name" not in deploy:
-        raise DlqError(f"{samconfig}: [{config_env}.deploy.parameters] has no stack_name")
-    region = deploy.get("region") or config[config_env].get("global", {}).get("parameters", {}).get(
-        "region"
-    )
-    return str(deploy["stack_name"]), region
 
 
 def aws_target(stack: str, region: str | None, profile: str | None) -> Target:
@@ -514,10 +482,9 @@ def aws_target(stack: str, region: str | None, profile: str | None) -> Target:
 
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
-        answer = session.client("cloudformation").describe_stacks(StackName=stack)
     except _client_error_types() as exc:
         raise DlqError(f"cannot describe stack {stack}: {exc}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in answer["Stacks"][0].get("Outputs", [])}
+    outputs = stack_outputs(session, stack)
     missing = [k for k in ("DeadLetterQueueUrl", "SyncFunctionName") if k not in outputs]
     if missing:
         raise DlqError(f"stack {stack} has no output {', '.join(missing)}: deploy this template")
@@ -552,8 +519,8 @@ def _target(args: argparse.Namespace) -> Target:
     if args.stack:
         return aws_target(args.stack, args.region, args.profile)
     if args.config_env:
-        stack, region = samconfig_stack(args.config_env)
-        return aws_target(stack, args.region or region, args.profile)
+        environment = samconfig_environment(args.config_env)
+        return aws_target(environment.stack(), args.region or environment.region, args.profile)
     return local_target(Path(args.state_file))
 
 
@@ -620,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         target = _target(args)
         return _inspect(args, target) if args.command == "inspect" else _redrive(args, target)
-    except DlqError as exc:
+    except (DlqError, LocateError) as exc:
         print(f"dlq: {exc}", file=sys.stderr)
         return 2
 

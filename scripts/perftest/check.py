@@ -18,10 +18,11 @@ import platform
 import statistics
 from typing import TYPE_CHECKING, Any, Final
 
+from locate import REPO
 from perftest.errors import PerfTestError, UsageError
 from perftest.gateway import LambdaGateway
 from perftest.modes import cold_result, run_cold, run_warm, warm_result
-from perftest.payloads import EVENTS, REPO, load_payload
+from perftest.payloads import EVENTS, load_payload
 from perftest.restore import ConfigurationGuard
 from perftest.targets import Endpoint, Target, aws_clients
 
@@ -97,12 +98,7 @@ def _stage(findings: int) -> Any:
     from localstage.vanta_data import Dataset  # noqa: PLC0415
 
     return LocalStage(
-        StageConfig(
-            api_port=0,
-            invoke_port=0,
-            moto_port=0,
-            vanta_port=0,
-            state_file=None,
+        StageConfig.ephemeral(
             stack_name="perf-check",
             dataset=Dataset(
                 seed=11,
@@ -155,11 +151,14 @@ def _target(label: str, function: str, endpoint_url: str) -> Target:
 def _measure(
     rounds: int, count: int, warmup: int, findings: int, say: Callable[[str], None]
 ) -> Iterator[tuple[Target, dict[str, Any], dict[str, Any]]]:
+    from localstage.stage import StageError  # noqa: PLC0415 - heavy, local only
+
     with _stage(findings) as stage:
         say(f"perf-check: private stage up; syncing {findings} findings (not measured)")
-        synced = stage.invoke("SyncFunction", {"action": "sync", "reason": "perf-check"})
-        if synced.function_error:
-            raise PerfTestError(f"the perf-check stage's sync failed: {synced.payload[:300]!r}")
+        try:
+            stage.first_sync("perf-check")
+        except StageError as error:
+            raise PerfTestError(str(error)) from None
         floor = _FloorRuntime(stage)
         try:
             targets = [

@@ -15,8 +15,8 @@ from botocore.exceptions import (
     WaiterError,
 )
 
+from localstage.report_line import ReportLine, ReportParseError, parse_log_tail
 from perftest.errors import AccessDeniedError, FunctionNotFoundError, GatewayError
-from perftest.report_line import Report, ReportParseError, parse_log_tail
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -59,7 +59,7 @@ class Invocation:
     """One measured invocation: client round trip and what Lambda reported."""
 
     round_trip_ms: float
-    report: Report | None
+    report: ReportLine | None
     status: str  # ok | function_error | timeout | throttled | error
     error: str | None = None
     started_at: float = field(default=0.0)
@@ -219,7 +219,7 @@ def _answered(
     """Classify an invocation Lambda answered: ok, function error, timeout, or no REPORT."""
     log = base64.b64decode(answer.get("LogResult") or b"").decode(errors="replace")
     try:
-        report: Report | None = parse_log_tail(log)
+        report: ReportLine | None = parse_log_tail(log)
         problem = None
     except ReportParseError as error:
         report, problem = None, f"no REPORT line in the log tail: {error}"

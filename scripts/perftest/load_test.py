@@ -9,15 +9,19 @@ import math
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
+from locate import STATE_FILE, LocateError, local_stage
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+    from localstage.stage import StageConfig
+    from locate import StageInfo
 
 __all__ = [
     "LoadResult",
@@ -33,8 +37,6 @@ __all__ = [
     "summarise",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[2]
-STATE_FILE: Final = REPO / ".local" / "stage.json"
 # The template gives ApiFunction no reserved concurrency; 5 is the provisioned concurrency the
 # stack keeps warm in business hours (ProvisionedConcurrencyBusinessHours), i.e. the load one
 # stage is sized to serve without cold starts. See docs/performance.md.
@@ -364,54 +366,28 @@ def warm_up(sender: Sender, concurrency: int) -> None:
     run_load(plan, sender)
 
 
-@dataclass
-class StageHandle:
-    """The API front to load: the running stage's, or a private one started for this run."""
-
-    api_url: str
-    api_key: str
-    description: str
-
-
-def running_stage(state_file: Path) -> StageHandle | None:
-    """The stage described by its state file, or None when none is running."""
-    if not state_file.exists():
-        return None
-    info = json.loads(state_file.read_text())
-    return StageHandle(info["api_url"], info["api_key"], f"running stage ({state_file})")
-
-
-@contextmanager
-def private_stage(vulnerabilities: int) -> Iterator[StageHandle]:
-    """Start a stage on free loopback ports, run one sync, yield it, stop it."""
-    from localstage.stage import LocalStage, StageConfig  # noqa: PLC0415
+def _private_config(vulnerabilities: int) -> StageConfig:
+    from localstage.stage import StageConfig  # noqa: PLC0415 - heavy, only for a private stage
     from localstage.vanta_data import Dataset  # noqa: PLC0415
 
-    config = StageConfig(
-        api_port=0,
-        invoke_port=0,
-        moto_port=0,
-        vanta_port=0,
-        state_file=None,
+    return StageConfig.ephemeral(
         stack_name="vulnstats-load",
         dataset=Dataset(seed=7, vulnerability_count=vulnerabilities, now=datetime.now(UTC)),
     )
-    with LocalStage(config) as stage:
-        result = stage.invoke("SyncFunction", {"action": "sync", "reason": "load test"})
-        if result.function_error:
-            raise LoadTestError(f"the first sync failed: {result.payload[:300]!r}")
-        yield StageHandle(
-            stage.urls["api"],
-            stage.api_key,
-            f"private stage ({vulnerabilities} findings)",
-        )
 
 
-def _run(args: argparse.Namespace, stage: StageHandle) -> int:
+def _describe(stage: StageInfo, vulnerabilities: int) -> str:
+    if stage.private:
+        return f"private stage ({vulnerabilities} findings)"
+    return f"running stage ({stage.source})"
+
+
+def _run(args: argparse.Namespace, stage: StageInfo) -> int:
     sender = HttpSender(stage.api_url, stage.api_key)
     routes = discover_routes(sender)
     plan = Plan(routes, args.concurrency, args.requests, args.seconds)
-    print(f"load run on the {stage.description} at {stage.api_url}", file=sys.stderr)
+    description = _describe(stage, args.vulnerabilities)
+    print(f"load run on the {description} at {stage.api_url}", file=sys.stderr)
     warm_up(sender, plan.concurrency)
     result = run_load(plan, sender)
     print(render(result))
@@ -443,12 +419,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the per-route figures to this file")
     args = parser.parse_args(argv)
     try:
-        stage = None if args.private else running_stage(Path(args.state_file))
-        if stage is not None:
+        with local_stage(
+            None if args.private else Path(args.state_file),
+            lambda: _private_config(args.vulnerabilities),
+            sync_reason="load test",
+        ) as stage:
             return _run(args, stage)
-        with private_stage(args.vulnerabilities) as private:
-            return _run(args, private)
-    except LoadTestError as exc:
+    except (LoadTestError, LocateError) as exc:
         print(f"load test: {exc}", file=sys.stderr)
         return 2
 

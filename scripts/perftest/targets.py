@@ -1,41 +1,45 @@
-"""Where the functions are: names or ARNs, a CloudFormation stack's outputs, or the local stage."""
+"""Where the functions are: names or ARNs, a CloudFormation stack's outputs, or the local stage,
+and the targets (function, payload, configuration) resolved from the command line."""
 
 from __future__ import annotations
 
-import json
-import os
-import tomllib
+import contextlib
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
+from locate import StageInfo, local_session, local_stage, samconfig_environment, stack_outputs
 from perftest.errors import AccessDeniedError, GatewayError, UsageError
+from perftest.gateway import LambdaGateway
+from perftest.payloads import default_fixture, load_payload
 
 if TYPE_CHECKING:
-    from perftest.gateway import FunctionConfig, LambdaGateway
+    import argparse
+    from collections.abc import Callable, Iterator, Sequence
+
+    from localstage.stage import StageConfig
+    from perftest.gateway import FunctionConfig
     from perftest.payloads import Payload
 
 __all__ = [
-    "STATE_FILE",
     "Endpoint",
     "Target",
     "aws_clients",
+    "endpoint_for",
     "list_functions",
-    "read_samconfig",
-    "read_stage_file",
+    "resolve_targets",
     "split_qualifier",
     "stack_functions",
 ]
 
-REPO: Final = Path(__file__).resolve().parents[2]
-STATE_FILE: Final = REPO / ".local" / "stage.json"
-# The local stage's emulators accept any key; these keep real credentials out of the requests.
-_LOCAL_CREDENTIALS: Final = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _OUTPUT_SUFFIX: Final = "FunctionName"
+# Modes that change the measured function's configuration, which a version or alias cannot have.
+_CHANGES_CONFIGURATION: Final = ("cold", "sweep", "full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,18 @@ class Endpoint:
     cloudwatch_endpoint_url: str | None = None
     stack_name: str | None = None
     functions: dict[str, str] = field(default_factory=dict)  # label -> name or ARN
+
+    @classmethod
+    def of_stage(cls, stage: StageInfo) -> Endpoint:
+        """A local stage's Invoke API and emulator, and its functions by logical id."""
+        return cls(
+            kind="local",
+            region=stage.region,
+            lambda_endpoint_url=stage.invoke_endpoint_url,
+            cloudwatch_endpoint_url=stage.aws_endpoint_url,
+            stack_name=stage.stack_name,
+            functions=dict(stage.functions),
+        )
 
     @property
     def local(self) -> bool:
@@ -90,55 +106,6 @@ def split_qualifier(name: str) -> tuple[str, str | None]:
     return bare, (qualifier or None)
 
 
-def read_stage_file(path: Path) -> Endpoint | None:
-    """The running local stage described by its state file; None when no stage is running."""
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"cannot read the local stage's state file {path}: {error}") from None
-    pid = info.get("pid")
-    if isinstance(pid, int) and not _alive(pid):
-        return None  # a stage that died without removing its file
-    return Endpoint(
-        kind="local",
-        region=str(info.get("region") or "us-east-1"),
-        lambda_endpoint_url=str(info["invoke_endpoint_url"]),
-        cloudwatch_endpoint_url=info.get("aws_endpoint_url"),
-        stack_name=info.get("stack_name"),
-        functions={str(k): str(v) for k, v in (info.get("functions") or {}).items()},
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_samconfig(path: Path, environment: str) -> tuple[str, str | None]:
-    """(stack name, region) of a samconfig.toml environment's deploy parameters."""
-    try:
-        config = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {error}") from None
-    section = config.get(environment)
-    if not isinstance(section, dict):
-        known = ", ".join(k for k, v in config.items() if isinstance(v, dict)) or "none"
-        raise UsageError(f"{path} has no environment {environment!r} (it has: {known})")
-    deploy = section.get("deploy", {}).get("parameters", {})
-    stack = deploy.get("stack_name")
-    if not stack:
-        raise UsageError(f"{path} [{environment}.deploy.parameters] has no stack_name")
-    region = deploy.get("region") or section.get("global", {}).get("parameters", {}).get("region")
-    return str(stack), (str(region) if region else None)
-
-
 def aws_clients(endpoint: Endpoint, *, read_timeout_s: int, pool: int) -> tuple[Any, Any]:
     """(lambda client, session) for the endpoint; boto3 retries off so throttles are counted."""
     config = Config(
@@ -149,11 +116,7 @@ def aws_clients(endpoint: Endpoint, *, read_timeout_s: int, pool: int) -> tuple[
     )
     try:
         if endpoint.local:
-            session = boto3.session.Session(
-                aws_access_key_id=_LOCAL_CREDENTIALS["aws_access_key_id"],
-                aws_secret_access_key=_LOCAL_CREDENTIALS["aws_secret_access_key"],
-                region_name=endpoint.region,
-            )
+            session = local_session(endpoint.region)
         else:
             session = boto3.session.Session(
                 profile_name=endpoint.profile, region_name=endpoint.region
@@ -173,28 +136,10 @@ def _denied(error: ClientError) -> bool:
 
 def stack_functions(session: Any, stack_name: str) -> dict[str, str]:
     """The functions named in a stack's outputs: ``<LogicalId>FunctionName`` -> physical name."""
-    client = session.client("cloudformation")
-    try:
-        stacks = client.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        message = str(error.response.get("Error", {}).get("Message", error))
-        if _denied(error):
-            raise AccessDeniedError(
-                f"not allowed to read stack {stack_name!r}: {message} "
-                "(needs cloudformation:DescribeStacks)"
-            ) from None
-        raise UsageError(f"stack {stack_name!r}: {message}") from None
-    except NoCredentialsError:
-        raise AccessDeniedError(
-            "no AWS credentials: set a profile (--profile) or the usual AWS_* variables"
-        ) from None
-    except BotoCoreError as error:
-        raise GatewayError(f"cannot read stack {stack_name!r}: {error}") from None
-    outputs = stacks[0].get("Outputs") or []
     found = {
-        str(o["OutputKey"])[: -len("Name")]: str(o["OutputValue"])
-        for o in outputs
-        if str(o.get("OutputKey", "")).endswith(_OUTPUT_SUFFIX)
+        key[: -len("Name")]: value
+        for key, value in stack_outputs(session, stack_name).items()
+        if key.endswith(_OUTPUT_SUFFIX)
     }
     if not found:
         raise UsageError(f"stack {stack_name!r} has no *FunctionName outputs to measure")
@@ -218,3 +163,174 @@ def list_functions(client: Any) -> dict[str, str]:
     if not names:
         raise UsageError("the endpoint lists no functions; name them with --function")
     return names
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def _private_config(findings: int) -> StageConfig:
+    # The local stage is heavy (moto, awslambdaric): imported only when a private one is needed.
+    from localstage.stage import StageConfig  # noqa: PLC0415
+    from localstage.vanta_data import Dataset  # noqa: PLC0415
+
+    return StageConfig.ephemeral(
+        stack_name="perftest-local",
+        dataset=Dataset(
+            seed=7,
+            vulnerability_count=findings,
+            asset_count=max(1, findings // 10),
+            remediation_count=findings // 2,
+            now=dt.datetime.now(dt.UTC),
+        ),
+    )
+
+
+@contextlib.contextmanager
+def endpoint_for(args: argparse.Namespace, say: Callable[[str], None]) -> Iterator[Endpoint]:
+    """Resolve where the functions are; may start (and stop) a private local stage."""
+    chosen = [
+        name
+        for name, given in (
+            ("--stack", args.stack),
+            ("--samconfig-env", args.samconfig_env),
+            ("--local", args.local),
+            ("--endpoint-url", args.endpoint_url),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one target among {', '.join(chosen)}")
+    if args.local:
+
+        def announce() -> None:
+            say(
+                "no local stage is running: starting a private one on free ports "
+                "(stopped at the end)"
+            )
+            say(f"first sync of {args.findings} findings so the API reads real data (not measured)")
+
+        with local_stage(
+            args.state_file,
+            lambda: _private_config(args.findings),
+            sync_reason="performance_test private stage",
+            announce=announce,
+        ) as stage:
+            if not stage.private:
+                say(f"using the running local stage ({stage.source})")
+            yield Endpoint.of_stage(stage)
+        return
+    if args.endpoint_url:
+        yield Endpoint(
+            kind="endpoint",
+            region=args.region or "us-east-1",
+            lambda_endpoint_url=args.endpoint_url,
+            cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+        )
+        return
+    stack, region = args.stack, args.region
+    if args.samconfig_env:
+        environment = samconfig_environment(args.samconfig_env, args.samconfig)
+        stack, region = environment.stack(), region or environment.region
+    if stack:
+        yield Endpoint(
+            kind="stack",
+            region=region,
+            profile=args.profile,
+            stack_name=stack,
+            cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+        )
+        return
+    if not args.function:
+        raise UsageError(
+            "nothing to measure: name functions (--function), a stack (--stack), a samconfig "
+            "environment (--samconfig-env) or the local stage (--local / --endpoint-url)"
+        )
+    yield Endpoint(
+        kind="functions",
+        region=region,
+        profile=args.profile,
+        cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+    )
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _payload_overrides(items: Sequence[str]) -> tuple[dict[str, Path], Path | None]:
+    per_function: dict[str, Path] = {}
+    everyone: Path | None = None
+    for item in items:
+        name, sep, file = item.partition("=")
+        if sep:
+            per_function[name] = Path(file)
+        elif everyone is None:
+            everyone = Path(item)
+        else:
+            raise UsageError("--payload FILE without FUNCTION= may be given once")
+    return per_function, everyone
+
+
+def _candidates(
+    endpoint: Endpoint, session: Any, client: Any, wanted: Sequence[str]
+) -> dict[str, str]:
+    if endpoint.kind == "functions":
+        return {split_qualifier(name)[0].rsplit(":", 1)[-1]: name for name in wanted}
+    if endpoint.kind == "stack":
+        assert endpoint.stack_name is not None  # noqa: S101 - set for every stack endpoint
+        known = stack_functions(session, endpoint.stack_name)
+    elif endpoint.functions:
+        known = dict(endpoint.functions)
+    else:
+        known = list_functions(client)
+    if not wanted:
+        return known
+    chosen: dict[str, str] = {}
+    for name in wanted:
+        bare, qualifier = split_qualifier(name)
+        match = [label for label, physical in known.items() if bare in (label, physical)]
+        if not match:
+            raise UsageError(
+                f"unknown function {name!r}; this {endpoint.kind} target has: {', '.join(known)}"
+            )
+        label = match[0]
+        chosen[label] = f"{known[label]}:{qualifier}" if qualifier else known[label]
+    return chosen
+
+
+def resolve_targets(
+    args: argparse.Namespace, endpoint: Endpoint, client: Any, session: Any
+) -> list[Target]:
+    """Read every function's configuration and payload; nothing is changed here."""
+    gateway = LambdaGateway(client, waiter_delay_s=1 if endpoint.local else 2)
+    per_function, everyone = _payload_overrides(args.payload)
+    candidates = _candidates(endpoint, session, client, args.function)
+    unknown = set(per_function) - set(candidates) - set(candidates.values())
+    if unknown:
+        raise UsageError(
+            f"--payload names {', '.join(sorted(unknown))}, which is not measured here "
+            f"(measured: {', '.join(candidates)})"
+        )
+    targets = []
+    for label, name in candidates.items():
+        function, qualifier = split_qualifier(name)
+        if qualifier and args.mode in _CHANGES_CONFIGURATION:
+            raise UsageError(
+                f"{name}: a published version or alias cannot change its configuration, so "
+                f"{args.mode} cannot force cold starts on it; measure the unqualified function "
+                "($LATEST, same code after a SAM deploy) or use warm/concurrent/metrics"
+            )
+        config = gateway.configuration(function)
+        gateway.check_invoke(function, qualifier)
+        path = (
+            per_function.get(label)
+            or per_function.get(name)
+            or everyone
+            or default_fixture(label, name)
+        )
+        if path is None:
+            raise UsageError(
+                f"no default payload for {label}; pass --payload {label}=events/<file>.json"
+            )
+        payload: Payload = load_payload(path, function=label, allow_sync_runs=args.allow_sync_runs)
+        targets.append(Target(label, function, qualifier, gateway, payload, config))
+    return targets

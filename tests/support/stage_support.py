@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 
-from localstage.aws import DUMMY_CREDENTIALS
-from localstage.stage import REPO, LocalStage, StageConfig
+from localstage.stage import LocalStage, StageConfig
+from locate import TEMPLATE, local_session
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -36,13 +35,9 @@ def isolated_stage(
     source tree (as ``make local-built`` does).
     """
     return LocalStage(
-        StageConfig(
-            template=REPO / "template.yaml" if build_dir is None else build_dir / "template.yaml",
+        StageConfig.ephemeral(
+            template=TEMPLATE if build_dir is None else build_dir / "template.yaml",
             writable_code=build_dir is None,
-            api_port=0,
-            invoke_port=0,
-            moto_port=0,
-            vanta_port=0,
             stack_name=name,
             state_file=state_dir / "stage.json",
             dataset=dataset,
@@ -56,13 +51,10 @@ def isolated_stage(
 
 def invoke_client(stage: LocalStage) -> Any:
     """boto3's Lambda client on the stage's Invoke API: one attempt, room for long invocations."""
-    return boto3.client(
+    return local_session(stage.config.region).client(
         "lambda",
         endpoint_url=stage.urls["invoke"],
-        region_name=stage.config.region,
         config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=300),
-        aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
     )
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from buildtools import version_hash
-from localstage.template import load_template as load_raw_template
+from localstage.cfn import load_template as load_raw_template
 from tests.template.cfnview import (
     PSEUDO_PARAMETERS,
     REPO_ROOT,

@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("forwarder-stage"
 
 REPO: Final = Path(__file__).resolve().parents[3]
 LOGS: Final = LogCapture()
-WAIT_S: Final = 20.0
+WAIT_S: Final = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,14 @@ def _emf_points(function: str, start: int = 0) -> Counter[tuple[str, float]]:
         for name, line in LOGS.lines(start)
         if name == function and looks_like_emf(line)
         for p in parse_emf(line)
+    )
+
+
+def _forwarder_reports() -> int:
+    return sum(
+        1
+        for name, line in LOGS.lines()
+        if name == "MetricsForwarderFunction" and line.startswith("REPORT ")
     )
 
 
@@ -150,7 +158,14 @@ def test_with_datadog_down_the_breaker_opens_cloudwatch_has_everything_and_repla
         for _ in range(12):
             url, key = stage.urls["api"] + "/health", {"x-api-key": stage.api_key}
             statuses.append(http.get(url, headers=key).status_code)
-            stage.logs.flush()  # one subscription delivery per request: a batch each
+            # One subscription delivery per request, each handled before the next: the breaker
+            # is per execution environment, so overlapping deliveries would spread the failures.
+            done = _forwarder_reports()
+            stage.logs.flush()
+            _eventually(
+                lambda done=done: True if _forwarder_reports() > done else None,  # type: ignore[misc]
+                "the forwarder handling a delivery",
+            )
     # then the API answered every request: it never waits on the forwarder
     assert statuses == [200] * 12
     emitted = _emf_points("ApiFunction", start)

@@ -11,7 +11,6 @@ import boto3
 import pytest
 
 from localstage.aws import (
-    DUMMY_CREDENTIALS,
     VANTA_SECRET_PARAMETER,
     AwsEmulatorError,
     MotoPortInUseError,
@@ -22,6 +21,7 @@ from localstage.aws import (
     start_moto,
 )
 from localstage.template import load_stack
+from locate import DUMMY_CREDENTIALS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

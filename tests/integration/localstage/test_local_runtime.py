@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from localstage.invoke_api import start_invoke_api
-from localstage.runtime import LocalRuntime, ReportLine
+from localstage.report_line import ReportLine
+from localstage.runtime import LocalRuntime
 from localstage.spec import FunctionSpec
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from insights import lines_carrying, lines_with_value, python_regex, query_field
 from stage_support import LogCapture, invoke_client, isolated_stage
 
 from bench.logs import CORRUPT_ID, corrupt_finding
-from localstage.template import load_template
+from localstage.cfn import load_template
 from localstage.vanta_data import Dataset
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import pytest
 import requests
 from stage_support import invoke_client, isolated_stage
 
-from localstage.runtime import ReportLine
+from localstage.report_line import ReportLine
 from localstage.stage import LocalStage, PortInUseError, StageConfig
 from localstage.vanta_data import Dataset
 

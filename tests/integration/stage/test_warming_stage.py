@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 from stage_support import invoke_client, isolated_stage
 
-from localstage.runtime import ReportLine
+from localstage.report_line import ReportLine
 from localstage.vanta_data import Dataset
 
 if TYPE_CHECKING:

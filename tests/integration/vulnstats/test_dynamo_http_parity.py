@@ -21,7 +21,8 @@ from fault_proxy import ProxyFault, running_proxy
 
 from api_fn.app import create_app
 from lambdakit.clients import ClientOptions
-from localstage.aws import DUMMY_CREDENTIALS, MotoServer, aws_environment
+from localstage.aws import MotoServer, aws_environment
+from locate import DUMMY_CREDENTIALS
 from vulnstats.dynamo import DynamoStore
 from vulnstats.dynamo_http import DynamoHttpClient
 from vulnstats.errors import StorageError

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from localstage.aws import DUMMY_CREDENTIALS, aws_environment, start_moto
+from localstage.aws import aws_environment, start_moto
+from locate import DUMMY_CREDENTIALS
 from vulnstats.secrets import CredentialsError, SecretCredentials
 
 if TYPE_CHECKING:

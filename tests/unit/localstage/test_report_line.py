@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from localstage.runtime import ReportLine, parse_function_name
+from localstage.report_line import ReportLine
+from localstage.runtime import parse_function_name
 
 REQUEST_ID = "8f5d2b7c-1c1e-4a43-9a8e-2f2b1f6c9d10"
 
@@ -97,15 +98,6 @@ def test_parse_reads_the_report_line_of_a_whole_log_tail() -> None:
         "timeout",
     )
     assert report.init_duration_ms is None
-
-
-def test_render_then_parse_round_trips() -> None:
-    # given any report
-    report = ReportLine(REQUEST_ID, 7.25, 8, 1024, 99, init_duration_ms=50.5)
-
-    # when it is rendered and parsed back
-    # then nothing is lost
-    assert ReportLine.parse(report.render()) == report
 
 
 def test_text_without_report_line_is_rejected() -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from localstage.cfn import TemplateError, local_physical_name
+from localstage.intrinsics import open_template
 from localstage.spec import ApiRoute, ScheduleSpec, StackSpec
-from localstage.template import TemplateError, load_stack, local_physical_name
+from localstage.template import load_stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STACK = FIXTURES / "stack.yaml"
@@ -59,19 +61,31 @@ def test_overrides_replace_defaults_everywhere_they_are_referenced() -> None:
     assert sync.environment["VANTA_SECRET_ARN"] == SECRET_ARN
 
 
-def test_missing_required_parameter_names_it_and_says_how_to_pass_it() -> None:
-    with pytest.raises(TemplateError, match=r"Parameters\.VantaSecretArn: no value and no Default"):
-        load_stack(STACK)
-
-
-def test_override_outside_allowed_values_is_refused() -> None:
-    with pytest.raises(TemplateError, match=r"Parameters\.StageName: 'qa' is not one of"):
-        _load(StageName="qa")
-
-
-def test_override_of_unknown_parameter_is_refused() -> None:
-    with pytest.raises(TemplateError, match="unknown parameters Nope"):
-        _load(Nope="1")
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        pytest.param(
+            None,
+            r"Parameters\.VantaSecretArn: no value and no Default; pass it in overrides",
+            id="a required parameter without a value",
+        ),
+        pytest.param(
+            {"VantaSecretArn": SECRET_ARN, "StageName": "qa"},
+            r"Parameters\.StageName: 'qa' is not one of",
+            id="a value outside AllowedValues",
+        ),
+        pytest.param(
+            {"VantaSecretArn": SECRET_ARN, "Nope": "1"},
+            "unknown parameters Nope",
+            id="an override of no parameter",
+        ),
+    ],
+)
+def test_a_bad_parameter_is_refused_by_name(
+    overrides: dict[str, str] | None, complaint: str
+) -> None:
+    with pytest.raises(TemplateError, match=complaint):
+        load_stack(STACK, overrides=overrides)
 
 
 # --------------------------------------------------------------------------- conditions
@@ -278,92 +292,86 @@ def test_local_names_are_valid_s3_bucket_names_even_when_long() -> None:
     assert name == local_physical_name("My_Stack", "A" * 80)
 
 
-def test_unknown_intrinsic_names_the_resource_and_property(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: python3.13
-              Environment:
-                Variables:
-                  SHARED: !ImportValue other-stack-output
-        """,
-    )
-
-    with pytest.raises(TemplateError) as error:
-        load_stack(template)
-
-    assert str(error.value) == (
-        "Resources.Fn.Properties.Environment.Variables.SHARED: "
-        "unsupported intrinsic Fn::ImportValue"
+def _function_with(properties: str) -> str:
+    """Resources: with one function, `properties` (indented YAML) added to its Properties."""
+    return (
+        "Resources:\n"
+        + MINIMAL_FUNCTION
+        + textwrap.indent(textwrap.dedent(properties).strip("\n") + "\n", " " * 6)
     )
 
 
-def test_unknown_get_att_attribute_names_the_resource(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Queue:
-            Type: AWS::SQS::Queue
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: python3.13
-              Environment:
-                Variables:
-                  X: !GetAtt Queue.Nonsense
-        """,
-    )
-
-    with pytest.raises(TemplateError, match=r"Variables\.X: unsupported attribute Queue\.Nonsense"):
-        load_stack(template)
-
-
-def test_ref_to_nothing_names_the_missing_name(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: python3.13
-              Environment:
-                Variables:
-                  X: !Ref Missing
-        """,
-    )
-
-    with pytest.raises(TemplateError, match="Ref to unknown parameter or resource 'Missing'"):
-        load_stack(template)
-
-
-def test_code_uri_in_s3_is_refused_with_the_property_named(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: s3://bucket/code.zip
-              Handler: app.handler
-              Runtime: python3.13
-        """,
-    )
-
-    with pytest.raises(TemplateError, match=r"Resources\.Fn\.Properties\.CodeUri: .* is in S3"):
-        load_stack(template)
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        pytest.param(
+            _function_with("Environment: {Variables: {SHARED: !ImportValue other-stack-output}}"),
+            r"^Resources\.Fn\.Properties\.Environment\.Variables\.SHARED: "
+            r"unsupported intrinsic Fn::ImportValue$",
+            id="an intrinsic the local stage does not model",
+        ),
+        pytest.param(
+            _function_with("Environment: {Variables: {X: !GetAtt Queue.Nonsense}}")
+            + "  Queue:\n    Type: AWS::SQS::Queue\n",
+            r"Variables\.X: unsupported attribute Queue\.Nonsense",
+            id="an attribute the resource has not",
+        ),
+        pytest.param(
+            _function_with("Environment: {Variables: {X: !Ref Missing}}"),
+            "Ref to unknown parameter or resource 'Missing'",
+            id="a Ref to nothing",
+        ),
+        pytest.param(
+            _function_with("Handler: !Foo [a, b]").replace("      Handler: app.handler\n", ""),
+            r"^Resources\.Fn\.Properties\.Handler: unsupported ",
+            id="an unknown short-form tag",
+        ),
+        pytest.param(
+            MINIMAL_FUNCTION.join(["Resources:\n", ""]).replace("src/", "s3://bucket/code.zip"),
+            r"Resources\.Fn\.Properties\.CodeUri: .* is in S3",
+            id="code in S3",
+        ),
+        pytest.param(
+            _function_with(
+                """
+                Events:
+                  Tick:
+                    Type: Schedule
+                    Properties: {Schedule: rate(1 minute), Input: "{not json"}
+                """
+            ),
+            r"Resources\.Fn\.Properties\.Events\.Tick.*Input",
+            id="a schedule Input that is not JSON",
+        ),
+        pytest.param(
+            """
+            Resources:
+              Table:
+                Type: AWS::DynamoDB::Table
+                Properties:
+                  KeySchema: !ImportValue shared-keys
+                  AttributeDefinitions: []
+            """,
+            r"Resources\.Table\.Properties\.KeySchema: unsupported",
+            id="a property the emulator needs that does not resolve",
+        ),
+        pytest.param(
+            """
+            Resources:
+              Legacy:
+                Type: AWS::Lambda::Function
+                Properties: {Handler: app.handler, Runtime: python3.13, Code: {ZipFile: "x"}}
+            """,
+            r"^Resources\.Legacy: AWS::Lambda::Function is not",
+            id="a plain Lambda function",
+        ),
+    ],
+)
+def test_what_a_local_run_cannot_read_is_refused_with_the_resource_and_property_named(
+    tmp_path: Path, template: str, complaint: str
+) -> None:
+    with pytest.raises(TemplateError, match=complaint):
+        load_stack(_write(tmp_path, template))
 
 
 def test_unmodelled_resource_types_are_ignored(tmp_path: Path) -> None:
@@ -471,28 +479,6 @@ def test_iam_authorizer_on_the_api_marks_routes_iam(tmp_path: Path) -> None:
     assert route == ApiRoute("Fn", "ANY", "/{proxy+}", api_key_required=False, iam_auth=True)
 
 
-def test_bad_schedule_input_names_the_event(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: app.handler
-              Runtime: python3.13
-              Events:
-                Tick:
-                  Type: Schedule
-                  Properties: {Schedule: rate(1 minute), Input: "{not json"}
-        """,
-    )
-
-    with pytest.raises(TemplateError, match=r"Resources\.Fn\.Properties\.Events\.Tick.*Input"):
-        load_stack(template)
-
-
 # --------------------------------------------------------------------------- emulated resources
 
 
@@ -543,24 +529,6 @@ def test_json_templates_are_read_too(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- robustness
 
 
-def test_unknown_short_form_tag_is_reported_as_an_unsupported_intrinsic(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Fn:
-            Type: AWS::Serverless::Function
-            Properties:
-              CodeUri: src/
-              Handler: !Foo [a, b]
-              Runtime: python3.13
-        """,
-    )
-
-    with pytest.raises(TemplateError, match=r"^Resources\.Fn\.Properties\.Handler: unsupported "):
-        load_stack(template)
-
-
 def test_properties_a_local_run_does_not_use_are_not_resolved(tmp_path: Path) -> None:
     template = _write(
         tmp_path,
@@ -592,25 +560,6 @@ def test_properties_a_local_run_does_not_use_are_not_resolved(tmp_path: Path) ->
         "VersioningConfiguration": {"Status": "Enabled"}
     }
     assert any("Bucket.Properties.LoggingConfiguration" in w for w in stack.warnings)
-
-
-def test_a_property_the_emulator_needs_must_resolve(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Table:
-            Type: AWS::DynamoDB::Table
-            Properties:
-              KeySchema: !ImportValue shared-keys
-              AttributeDefinitions: []
-        """,
-    )
-
-    with pytest.raises(
-        TemplateError, match=r"Resources\.Table\.Properties\.KeySchema: unsupported"
-    ):
-        load_stack(template)
 
 
 def test_refs_to_resources_sam_generates_resolve_locally(tmp_path: Path) -> None:
@@ -645,21 +594,6 @@ def test_refs_to_resources_sam_generates_resolve_locally(tmp_path: Path) -> None
         "STAGE": "v1",
         "KEY": "s-apiapikey",
     }
-
-
-def test_plain_lambda_functions_are_refused_with_the_resource_named(tmp_path: Path) -> None:
-    template = _write(
-        tmp_path,
-        """
-        Resources:
-          Legacy:
-            Type: AWS::Lambda::Function
-            Properties: {Handler: app.handler, Runtime: python3.13, Code: {ZipFile: "x"}}
-        """,
-    )
-
-    with pytest.raises(TemplateError, match=r"^Resources\.Legacy: AWS::Lambda::Function is not"):
-        load_stack(template)
 
 
 def test_globals_intrinsic_value_is_replaced_not_merged(tmp_path: Path) -> None:
@@ -767,3 +701,18 @@ def test_dates_stay_strings_as_cloudformation_reads_them(tmp_path: Path) -> None
     )
 
     assert load_stack(template).parameters["Since"] == "2024-01-01"
+
+
+def test_a_partial_read_leaves_bad_parameters_unset_until_one_is_referenced() -> None:
+    # given the warming cost model's kind of read: a few values, every resource kept
+    resolver = open_template(
+        STACK, overrides={"WarmingStrategy": "always"}, partial=True, keep_conditional=True
+    )
+
+    # then the parameters without a valid value are unset, with the reason a Ref reports
+    assert set(resolver.unset) == {"VantaSecretArn", "WarmingStrategy"}
+    assert resolver.resolve({"Ref": "StageName"}, "X") == "dev"
+    with pytest.raises(
+        TemplateError, match=r"^X: Ref to WarmingStrategy: .*'always' is not one of"
+    ):
+        resolver.resolve({"Ref": "WarmingStrategy"}, "X")

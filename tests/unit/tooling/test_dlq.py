@@ -16,7 +16,6 @@ from ops.dlq import (
     inspect_queue,
     judge,
     redrive_queue,
-    samconfig_stack,
 )
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
@@ -274,15 +273,3 @@ def test_dry_run_invokes_nothing_and_deletes_nothing() -> None:
     assert sync.calls == []
     assert queue.deleted == []
     assert [o.result for o in report.outcomes] == ["dry-run", "skipped"]
-
-
-# ------------------------------------------------------------------ samconfig
-def test_the_stage_name_picks_the_stack_and_region_of_samconfig() -> None:
-    assert samconfig_stack("prod") == ("vulnstats-prod", "us-east-1")
-
-
-def test_an_unknown_stage_names_the_known_ones(tmp_path: Path) -> None:
-    config = tmp_path / "samconfig.toml"
-    config.write_text('version = 0.1\n[dev.deploy.parameters]\nstack_name = "s"\n')
-    with pytest.raises(DlqError, match=r"STAGE=qa: no such environment .*dev"):
-        samconfig_stack("qa", config)

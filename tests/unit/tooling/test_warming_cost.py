@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from locate import samconfig_environment
 from ops.aws_prices import LambdaPriceTable, PriceError, lambda_price_table
-from ops.warming_cost import (
+from ops.warming_cost import main
+from ops.warming_model import (
     Assumptions,
     CostInputError,
     StrategyEstimate,
@@ -20,16 +22,13 @@ from ops.warming_cost import (
     WarmingSettings,
     advise,
     load_profile,
-    main,
     provisioned_levels,
-    read_samconfig_overrides,
     read_settings,
     ticks_per_hour,
 )
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "template.yaml"
-SAMCONFIG = REPO / "samconfig.toml"
 
 # Round prices for the arithmetic only (the real table is tested apart): $0.20 per million
 # requests, $0.00001 per on-demand GB-s, $0.000004 per provisioned GB-s, $0.000008 per GB-s of
@@ -272,7 +271,8 @@ def test_template_defaults_are_read() -> None:
 
 
 def test_samconfig_overrides_reach_the_settings() -> None:
-    overrides, region = read_samconfig_overrides(SAMCONFIG, "prod")
+    prod = samconfig_environment("prod")
+    overrides, region = prod.parameter_overrides, str(prod.region)
 
     settings = read_settings(TEMPLATE, overrides | {"WarmerConcurrency": "7"}, region)
 
@@ -282,25 +282,12 @@ def test_samconfig_overrides_reach_the_settings() -> None:
     assert settings.region == "us-east-1"
 
 
-def test_an_unknown_environment_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(CostInputError, match=r"unknown --config-env 'stage'.*dev, prod"):
-        read_samconfig_overrides(SAMCONFIG, "stage")
-
-
-def test_a_malformed_override_is_refused(tmp_path: Path) -> None:
-    samconfig = tmp_path / "samconfig.toml"
-    samconfig.write_text("[dev.deploy.parameters]\nparameter_overrides = 'WarmerConcurrency'\n")
-
-    with pytest.raises(CostInputError, match="'WarmerConcurrency' is not Name=Value"):
-        read_samconfig_overrides(samconfig, "dev")
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"WarmerConcurrency": "three"}, "WarmerConcurrency='three' is not a whole number"),
         ({"WarmerPeakConcurrency": "0"}, "WarmerPeakConcurrency=0 must be >= 1"),
-        ({"NoSuchParameter": "1"}, "declares no NoSuchParameter"),
+        ({"NoSuchParameter": "1"}, "unknown parameters NoSuchParameter"),
         ({"BusinessHoursTimezone": "Europe/Paris"}, "BusinessHoursTimezone='Europe/Paris'"),
     ],
 )
@@ -420,9 +407,9 @@ def test_the_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--config-env", "stage"], "unknown --config-env 'stage'"),
+        (["--config-env", "stage"], "samconfig.toml has no environment 'stage'"),
         (["--parameter", "WarmerOffPeakSchedule=cron(0 8 1 * ? *)"], "day-of-month"),
-        (["--parameter", "Architecture=sparc"], "architecture 'sparc'"),
+        (["--parameter", "Architecture=sparc"], "Parameters.Architecture: 'sparc' is not one of"),
         (["--parameter", "WarmerConcurrency"], "is not NAME=VALUE"),
         (["--idle-minutes", "0"], "--idle-minutes and --burst-factor must be > 0"),
         (["--profile-file", "/nonexistent/profile.json"], "cannot read the traffic profile"),
@@ -460,5 +447,5 @@ def test_the_script_runs_on_its_own() -> None:
     assert done.returncode == 0, done.stderr
     assert "Pick: warmer" in done.stdout
     assert failed.returncode == 2
-    assert "unknown --config-env 'qa'" in failed.stderr
+    assert "samconfig.toml has no environment 'qa' (it has: default, dev, prod)" in failed.stderr
     assert failed.stdout == ""

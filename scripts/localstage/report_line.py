@@ -1,4 +1,7 @@
-"""Read the REPORT (and INIT_REPORT) platform lines Lambda writes at the end of an invocation.
+"""The REPORT (and INIT_REPORT) platform lines Lambda writes at the end of an invocation.
+
+One format, one module: the local runtime writes these lines (ReportLine.render) and every tool
+and test reads them (ReportLine.parse, parse_log_tail), on the local stage and on AWS alike.
 
 Lambda prints them tab separated, usually with a trailing tab::
 
@@ -14,11 +17,12 @@ is reported on its own ``INIT_REPORT`` line, kept here beside the REPORT fields.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["InitReport", "Report", "ReportParseError", "parse_log_tail", "parse_report"]
+__all__ = ["InitReport", "ReportLine", "ReportParseError", "parse_log_tail", "parse_report"]
 
 # Longest labels first, so "Billed Restore Duration" never reads as "Restore Duration".
 _LABELS: Final = (
@@ -56,7 +60,7 @@ class InitReport:
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
+class ReportLine:
     """The fields of one REPORT line; durations in ms, memory in MB."""
 
     request_id: str
@@ -85,6 +89,37 @@ class Report:
     def completed(self) -> bool:
         """False when Lambda reported a timeout or a runtime error on the REPORT line."""
         return self.status is None
+
+    def render(self) -> str:
+        """The line exactly as Lambda writes it (tab separated, trailing tab, no newline)."""
+        parts = [
+            f"REPORT RequestId: {self.request_id}",
+            f"Duration: {self.duration_ms:.2f} ms",
+            f"Billed Duration: {self.billed_duration_ms} ms",
+            f"Memory Size: {self.memory_size_mb} MB",
+            f"Max Memory Used: {self.max_memory_used_mb} MB",
+        ]
+        if self.init_duration_ms is not None:
+            parts.append(f"Init Duration: {self.init_duration_ms:.2f} ms")
+        if self.restore_duration_ms is not None:
+            parts.append(f"Restore Duration: {self.restore_duration_ms:.2f} ms")
+        if self.billed_restore_duration_ms is not None:
+            parts.append(f"Billed Restore Duration: {self.billed_restore_duration_ms} ms")
+        if self.status is not None:
+            parts.append(f"Status: {self.status}")
+        if self.error_type is not None:
+            parts.append(f"Error Type: {self.error_type}")
+        return "\t".join(parts) + "\t"
+
+    @classmethod
+    def parse(cls, text: str) -> ReportLine:
+        """The last REPORT of a text (one line or a whole log tail); ReportParseError if none."""
+        return parse_log_tail(text)
+
+    @staticmethod
+    def billed(duration_ms: float) -> int:
+        """Billed duration: rounded up to the next millisecond, at least 1 ms."""
+        return max(1, math.ceil(duration_ms))
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -122,7 +157,7 @@ def _optional_int(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def parse_report(line: str, init_report: InitReport | None = None) -> Report:
+def parse_report(line: str, init_report: InitReport | None = None) -> ReportLine:
     """Parse one REPORT line (with or without its ``REPORT`` prefix)."""
     text = line.strip()
     start = text.find("REPORT RequestId:")
@@ -132,7 +167,7 @@ def parse_report(line: str, init_report: InitReport | None = None) -> Report:
     request_id = _word(fields, "RequestId")
     if request_id is None:
         raise ReportParseError(f"not a REPORT line: {line[:120]!r}")
-    return Report(
+    return ReportLine(
         request_id=request_id,
         duration_ms=_required(fields, "Duration", "ms"),
         billed_duration_ms=round(_required(fields, "Billed Duration", "ms")),
@@ -157,13 +192,13 @@ def _parse_init_report(line: str) -> InitReport:
     )
 
 
-def parse_log_tail(log: str, request_id: str | None = None) -> Report:
+def parse_log_tail(log: str, request_id: str | None = None) -> ReportLine:
     """The REPORT of a log tail (LogType=Tail): the one of ``request_id``, else the last one.
 
     The INIT_REPORT line printed before it, if any, is attached to it.
     """
     init: InitReport | None = None
-    found: Report | None = None
+    found: ReportLine | None = None
     for raw in log.splitlines():
         if "INIT_REPORT " in raw and "Init Duration:" in raw:
             init = _parse_init_report(raw)
