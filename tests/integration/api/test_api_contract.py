@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import traceback
 from collections import Counter
@@ -43,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stage_support import invoke_client, isolated_stage
+from stage_support import LogCapture, invoke_client, isolated_stage
 
 from localstage.vanta_data import Dataset
 from vulnstats.triggers import manual_event
@@ -119,23 +118,6 @@ class Campaign:
     sent: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: dict[str, str] = field(default_factory=dict)
-
-
-class LogCapture:
-    """Every line the stage's function workers print, with the function that printed it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: list[tuple[str, str]] = []
-
-    def __call__(self, function: str, line: str) -> None:
-        with self._lock:
-            self._lines.append((function, line))
-
-    def lines(self, start: int = 0) -> list[tuple[str, str]]:
-        """The lines captured so far, from index ``start`` on."""
-        with self._lock:
-            return self._lines[start:]
 
 
 def leaks(lines: list[tuple[str, str]], values: dict[str, str]) -> dict[str, list[str]]:
