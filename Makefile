@@ -75,7 +75,8 @@ fmt: $(VENV)/.installed ## format and auto-fix with ruff
 
 typecheck: $(VENV)/.installed ## mypy --strict on our packages
 	$(VENV)/bin/mypy layers/shared/lambdakit layers/shared/vulnstats \
-	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn scripts tests
+	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn \
+	  functions/forwarder/forwarder_fn scripts tests
 
 # ---------------------------------------------------------------- tests
 # Tools are found by the template tests through these variables.
@@ -112,8 +113,8 @@ validate: $(TOOLS)/sam/.installed ## sam validate --lint
 # scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
 # overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
 DEPLOY_ENV = $(or $(ENV),dev)
-deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod] (default dev)
-	@case "$(DEPLOY_ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(DEPLOY_ENV)'; the local stage is make local)" >&2; exit 2;; esac
+deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod|dr] (default dev)
+	@case "$(DEPLOY_ENV)" in dev|prod|dr|default) ;; *) echo "ENV must be dev, prod or dr (got '$(DEPLOY_ENV)'; the local stage is make local)" >&2; exit 2;; esac
 	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides)"; \
 	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
 
@@ -200,6 +201,22 @@ COST_ENV = $(or $(ENV),dev)
 .PHONY: warming-cost
 warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod|local] (default dev) [COST_ARGS=--json]
 	PYTHONPATH=scripts $(PY) -m ops.warming_cost $(if $(filter-out local,$(COST_ENV)),--config-env $(COST_ENV),) $(COST_ARGS)
+
+# The standby region's monthly cost by part (scripts/ops/dr_cost.py, docs/operations.md "Disaster
+# recovery"): samconfig's dr environment, and whether prod replicates its archive there.
+DR_COST_ARGS ?=
+
+.PHONY: dr-cost
+dr-cost: $(VENV)/.installed ## monthly cost of the standby region (samconfig dr) by part; DR_COST_ARGS="--json"
+	PYTHONPATH=scripts $(PY) -m ops.dr_cost --config-env dr --primary-env prod $(DR_COST_ARGS)
+
+# A disaster-recovery drill on two local stages (ports 3200-3203 and 3300-3303): Route 53's
+# failover policy from the template's defaults in compressed time (scripts/ops/dr_drill.py).
+DR_DRILL_ARGS ?=
+
+.PHONY: dr-drill
+dr-drill: $(VENV)/.installed ## kill the primary of two local stages, time the failover to the secondary; DR_DRILL_ARGS="--compression 30"
+	PYTHONPATH=scripts $(PY) -m ops.dr_drill $(DR_DRILL_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean

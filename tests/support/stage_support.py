@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -25,19 +26,21 @@ def isolated_stage(
     lambda_via_invoke_api: bool = False,
     log_sink: Callable[[str, str], None] | None = None,
     build_dir: Path | None = None,
+    region: str = "us-east-1",
 ) -> LocalStage:
     """A stage (not started) on free ports with its own stack name and state file.
 
     ``overrides`` are template parameters; ``lambda_via_invoke_api`` points the functions' own
     Lambda calls at the stage's Invoke API (as ``make local`` does); ``log_sink`` receives every
     line the functions print; ``build_dir`` runs a `sam build` output, read-only, instead of the
-    source tree (as ``make local-built`` does).
+    source tree (as ``make local-built`` does); ``region`` is the one the functions see.
     """
     return LocalStage(
         StageConfig.ephemeral(
             template=TEMPLATE if build_dir is None else build_dir / "template.yaml",
             writable_code=build_dir is None,
             stack_name=name,
+            region=region,
             state_file=state_dir / "stage.json",
             dataset=dataset,
             event_retry_delay_s=0.01,  # async retries at once: tests wait for the DLQ
@@ -55,3 +58,20 @@ def invoke_client(stage: LocalStage) -> Any:
         endpoint_url=stage.urls["invoke"],
         config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=300),
     )
+
+
+class LogCapture:
+    """Every line the stage's function workers print, with the function that printed it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[tuple[str, str]] = []
+
+    def __call__(self, function: str, line: str) -> None:
+        with self._lock:
+            self._lines.append((function, line))
+
+    def lines(self, start: int = 0) -> list[tuple[str, str]]:
+        """The lines captured so far, from index ``start`` on."""
+        with self._lock:
+            return self._lines[start:]

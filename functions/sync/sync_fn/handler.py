@@ -17,6 +17,7 @@ from lambdakit.observability import (
     create_metrics,
     create_tracer,
     finish_init,
+    log_context,
 )
 from lambdakit.settings import load_settings
 from lambdakit.warm import warm_guard
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 _observability = ObservabilitySettings.from_env()
 settings = load_settings(SyncSettings)
-logger = create_logger(_observability)
+logger = create_logger(_observability, packages=("vulnstats",))
 metrics = create_metrics(_observability)
 metric_sink = PowertoolsMetricSink(metrics)
 tracer = create_tracer(_observability)
@@ -60,7 +61,7 @@ def _handle(trigger: Trigger, context: Any) -> dict[str, Any]:
 
 @warm_guard(metrics=metric_sink, app_version=settings.app_version)
 @capture_handler(tracer)
-@logger.inject_lambda_context
+@log_context(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """An SQS batch from SyncRequests (partial batch response), or one trigger invoked directly.

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import traceback
 from collections import Counter
@@ -43,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stage_support import invoke_client, isolated_stage
+from stage_support import LogCapture, invoke_client, isolated_stage
 
 from localstage.vanta_data import Dataset
 from vulnstats.triggers import manual_event
@@ -119,23 +118,6 @@ class Campaign:
     sent: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: dict[str, str] = field(default_factory=dict)
-
-
-class LogCapture:
-    """Every line the stage's function workers print, with the function that printed it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: list[tuple[str, str]] = []
-
-    def __call__(self, function: str, line: str) -> None:
-        with self._lock:
-            self._lines.append((function, line))
-
-    def lines(self, start: int = 0) -> list[tuple[str, str]]:
-        """The lines captured so far, from index ``start`` on."""
-        with self._lock:
-            return self._lines[start:]
 
 
 def leaks(lines: list[tuple[str, str]], values: dict[str, str]) -> dict[str, list[str]]:
@@ -243,6 +225,7 @@ def test_fuzzing_covered_every_route_with_no_server_error(
     assert not [status for status in campaign.statuses if status >= 500]
     assert {path for _, path in OPERATIONS} == {
         "/health",
+        "/health/ready",
         "/stats",
         "/stats/history",
         "/vulnerabilities",
@@ -259,7 +242,9 @@ SAMPLE_PATHS: Final = {
     "/vulnerabilities/{id}": "/vulnerabilities/v-1",
     "/sync/runs/{id}": "/sync/runs/r-1",
 }
-PROTECTED: Final = [(method, path) for method, path in OPERATIONS if path != "/health"]
+# The probes: liveness and readiness (Route 53's health checks send no API key).
+PROBES: Final = {"/health", "/health/ready"}
+PROTECTED: Final = [(method, path) for method, path in OPERATIONS if path not in PROBES]
 WRONG_KEYS: Final[dict[str, Callable[[str], str]]] = {
     "random": lambda key: "local-" + secrets.token_urlsafe(24),
     "one character changed": lambda key: key[:-1] + ("A" if key[-1] != "A" else "B"),
@@ -283,16 +268,16 @@ def _assert_forbidden(response: requests.Response) -> None:
     assert response.headers["Content-Type"] == "application/json"
 
 
-def test_every_route_but_health_is_documented_as_needing_the_key() -> None:
+def test_every_route_but_the_probes_is_documented_as_needing_the_key() -> None:
     document = SCHEMA.raw_schema
     assert document["security"] == [{"apiKey": []}]
     for path, item in document["paths"].items():
         for method, operation in item.items():
             expected: list[Any] | None = (
-                [] if path == "/health" else None
+                [] if path in PROBES else None
             )  # None: the document-wide apiKey
             assert operation.get("security") == expected, (method, path)
-            if path != "/health":
+            if path not in PROBES:
                 assert "403" in operation["responses"], (method, path)
 
 
@@ -322,10 +307,14 @@ def test_a_route_refuses_a_request_without_a_key_before_the_function_runs(
     assert answer.status_code != 403
 
 
-def test_health_answers_without_a_key(stage: LocalStage, session: requests.Session) -> None:
+def test_the_probes_answer_without_a_key(stage: LocalStage, session: requests.Session) -> None:
     response = session.get(stage.urls["api"] + "/health", timeout=60)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+    # the stage has synced: this region is ready to serve
+    ready = session.get(stage.urls["api"] + "/health/ready", timeout=60)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
 
 
 # ----- methods the document does not define -----
