@@ -38,6 +38,9 @@ class ScheduleSpec:
     expression: str  # "rate(5 minutes)" or "cron(...)"
     payload: dict[str, Any] | None  # the event's Input, parsed; None means the EventBridge default
     enabled: bool = True
+    # An EventBridge rule whose target is this queue (logical id): fired into the queue, which
+    # the function consumes, instead of invoking the function.
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,8 +212,18 @@ class LocalStage:
         self._stack.callback(front.close)
         self._wire_access_log(front)
         schedules = [s for spec in stack.functions.values() for s in spec.schedules]
+        queues = local_client("sqs", moto.endpoint_url, cfg.region)
+
+        def send_to_queue(queue: str, body: bytes) -> str:
+            answer = queues.send_message(QueueUrl=physical[queue], MessageBody=body.decode())
+            return str(answer["MessageId"])
+
         self.scheduler = Scheduler(
-            schedules, runtime, function_names=names, stack_name=stack.stack_name
+            schedules,
+            runtime,
+            function_names=names,
+            stack_name=stack.stack_name,
+            send_to_queue=send_to_queue,
         )
         self._stack.callback(self.scheduler.stop)
         self.sqs_sources = self._start_sqs_sources(stack, physical, runtime, moto.endpoint_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from localstage.cfn import API_TYPES, FUNCTION_TYPES, LAYER_TYPES, TemplateError
@@ -127,11 +128,51 @@ class _Reader:
         self._api_settings: dict[str, tuple[dict[str, Any], Any]] = {}
 
     def functions(self) -> dict[str, FunctionSpec]:
-        return {
+        functions = {
             logical_id: self.function(logical_id)
             for logical_id, resource in self.context.resources.items()
             if resource.get("Type") in FUNCTION_TYPES
         }
+        for function, schedule in self.queue_schedules(functions):
+            spec = functions[function]
+            functions[function] = replace(spec, schedules=(*spec.schedules, schedule))
+        return functions
+
+    def queue_schedules(
+        self, functions: Mapping[str, FunctionSpec]
+    ) -> Iterator[tuple[str, ScheduleSpec]]:
+        """EventBridge rules on a schedule whose target is a queue a function consumes.
+
+        Locally they fire into that queue (the function's SQS event source takes it from there);
+        they are listed with the consuming function, under the rule's logical id.
+        """
+        consumers = {s.queue: s.function for f in functions.values() for s in f.sqs_sources}
+        for rule_id, resource in self.context.resources.items():
+            if resource.get("Type") != "AWS::Events::Rule":
+                continue
+            base = f"Resources.{rule_id}.Properties"
+            properties = self.context.resolve(properties_of(resource), base)
+            expression = properties.get("ScheduleExpression")
+            if not isinstance(expression, str):
+                continue
+            for index, target in enumerate(properties.get("Targets") or []):
+                queue = self.queue_of(target.get("Arn"))
+                if queue is None or queue not in consumers:
+                    continue
+                payload = None
+                if "Input" in target:
+                    payload = json.loads(str(target["Input"]))
+                yield (
+                    consumers[queue],
+                    ScheduleSpec(
+                        function=consumers[queue],
+                        name=rule_id if index == 0 else f"{rule_id}{index}",
+                        expression=expression,
+                        payload=payload,
+                        enabled=str(properties.get("State", "ENABLED")).upper() == "ENABLED",
+                        queue=queue,
+                    ),
+                )
 
     def function(self, logical_id: str) -> FunctionSpec:
         context = self.context
