@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from localstage.stage import LocalStage
+    from localstage.vanta_data import Revision
 
-__all__ = ["items", "poll", "runs", "set_env", "set_faults"]
+__all__ = ["items", "poll", "runs", "set_env", "set_faults", "set_revision"]
 
 
 def set_env(client: Any, timeout: int | None = None, **values: str) -> None:
@@ -63,4 +64,14 @@ def poll[T](probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
 
 def set_faults(stage: LocalStage, body: dict[str, Any]) -> None:
     response = requests.post(f"{stage.urls['vanta']}/_admin/faults", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def set_revision(stage: LocalStage, revision: Revision) -> None:
+    """Change the stand-in's data set to a revision of it (what a later run must converge to)."""
+    response = requests.post(
+        f"{stage.urls['vanta']}/_admin/dataset",
+        json={"revision": revision.to_dict()},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text

@@ -394,20 +394,26 @@ class DynamoStore:
 
     def release_lock(self, run_id: str) -> None:
         """Release the lock if run_id holds it (no error otherwise)."""
+        if not self._delete_held(LOCK_KEY, run_id, "lock"):
+            _LOG.info("lock not held by this run", extra={"run_id": run_id})
+
+    def _delete_held(self, key: Mapping[str, Any], run_id: str, what: str) -> bool:
+        """Delete the item at key if run_id holds it; False when it does not."""
         try:
             self.client.delete_item(
                 TableName=self.table_name,
-                Key=LOCK_KEY,
+                Key=key,
                 ConditionExpression="#run = :me",
                 ExpressionAttributeNames={"#run": "run_id"},
                 ExpressionAttributeValues={":me": {"S": run_id}},
             )
         except botocore.exceptions.ClientError as exc:
             if _code(exc) != _CONDITION_FAILED:
-                raise self._error("DeleteItem (lock)", exc) from exc
-            _LOG.info("lock not held by this run", extra={"run_id": run_id})
+                raise self._error(f"DeleteItem ({what})", exc) from exc
+            return False
         except botocore.exceptions.BotoCoreError as exc:
-            raise self._error("DeleteItem (lock)", exc) from exc
+            raise self._error(f"DeleteItem ({what})", exc) from exc
+        return True
 
     def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str:
         """Name run_id the next run unless a live claim names another; the next run's id."""
@@ -445,19 +451,7 @@ class DynamoStore:
 
     def clear_next(self, run_id: str) -> None:
         """Drop the next-run claim if run_id holds it (its run has started)."""
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key=NEXT_KEY,
-                ConditionExpression="#run = :me",
-                ExpressionAttributeNames={"#run": "run_id"},
-                ExpressionAttributeValues={":me": {"S": run_id}},
-            )
-        except botocore.exceptions.ClientError as exc:
-            if _code(exc) != _CONDITION_FAILED:
-                raise self._error("DeleteItem (next run)", exc) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._error("DeleteItem (next run)", exc) from exc
+        self._delete_held(NEXT_KEY, run_id, "next run")
 
     def last_complete(self) -> LastComplete | None:
         """The latest complete run, if any."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 from stage_support import invoke_client, isolated_stage
-from sync_stage import items, poll, runs, set_env, set_faults
+from sync_stage import items, poll, runs, set_env, set_faults, set_revision
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset, Revision
@@ -131,16 +131,11 @@ def test_run_cut_into_continuations_by_a_tiny_time_budget_reaches_the_upstream_s
     table = stage.physical_ids["StateTable"]
     before = set(runs(dynamodb, table))
     # given an upstream that changed, and invocations that must hand over after every page
-    # (continuations reach the local Invoke API, as they reach Lambda in AWS)
+    # (continuations go through the SyncRequests queue, as on AWS)
     revised = DATA.with_revision(
         Revision(number=2, change_fraction=0.1, removed_count=5, added_count=7)
     )
-    response = requests.post(
-        f"{stage.urls['vanta']}/_admin/dataset",
-        json={"revision": revised.revision.to_dict()},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+    set_revision(stage, revised.revision)
     set_env(
         lambda_client,
         timeout=600,

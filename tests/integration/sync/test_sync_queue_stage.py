@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 from stage_support import invoke_client, isolated_stage
-from sync_stage import items, poll, runs, set_env, set_faults
+from sync_stage import items, poll, runs, set_env, set_faults, set_revision
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset, Revision
@@ -203,12 +203,7 @@ def test_a_worker_killed_mid_run_is_resumed_from_the_queue_within_its_timeout_an
     poll(lambda: _settled(stage, dynamodb, sqs), timeout=120, what="the stage did not settle")
     before = set(runs(dynamodb, table))
     revised = DATA.with_revision(Revision(number=2, change_fraction=0.2, added_count=9))
-    response = requests.post(
-        f"{stage.urls['vanta']}/_admin/dataset",
-        json={"revision": revised.revision.to_dict()},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
+    set_revision(stage, revised.revision)
     # given short invocations that hand over after ~10 s, and a slow findings listing
     set_env(
         client,
