@@ -87,7 +87,9 @@ NEXT_CLAIM_SECONDS: Final = 3600
 class NextRunClaims(Protocol):
     """The next-run slot of the state table (vulnstats.dynamo.DynamoStore is the real one)."""
 
-    def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str: ...
+    def claim_next(
+        self, run_id: str, now: datetime, lease_seconds: int, reason: str = ""
+    ) -> str: ...
     def next_run(self, now: datetime) -> str | None: ...
     def clear_next(self, run_id: str) -> None: ...
 
@@ -330,7 +332,7 @@ class _Api:
         # any more) instead of starting a new one: promise the id of the run that will go on.
         resumed = None if holder else resumable_run(next(iter(self.reader.latest_runs(1)), None))
         wanted = self.new_run_id(now) if resumed is None else resumed.run_id
-        run_id = claims.claim_next(wanted, now, NEXT_CLAIM_SECONDS)
+        run_id = claims.claim_next(wanted, now, NEXT_CLAIM_SECONDS, reason)
         if run_id != wanted:  # another request named the next run a moment ago
             return _accepted(run_id, "queued")
         from vulnstats.queue import QueueError  # noqa: PLC0415 - POST /sync only

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from vulnstats.sync import new_run_id
 from vulnstats.triggers import (
+    DEFAULT_REASON,
     InvalidTriggerError,
     InvocationStatus,
     ManualTrigger,
@@ -138,11 +139,11 @@ class RequestConsumer:
 
     def _start_next(self, answer: Mapping[str, Any], context: Mapping[str, Any]) -> None:
         """A run ended and released the lock: queue the next run now, not after its deferral."""
-        named = self._runs.next_run(self._clock())
-        if named is None:
+        request = self._runs.next_request(self._clock())
+        if request is None:
             return
-        reason = f"requested while run {answer.get('run_id')} was live"
-        self._queue.send(ManualTrigger(reason, named).to_event())
+        named, reason = request
+        self._queue.send(ManualTrigger(reason or DEFAULT_REASON, named).to_event())
         self._log.info("next run queued", extra={**context, "run_id": named})
 
     def _defer(
@@ -151,7 +152,7 @@ class RequestConsumer:
         """Coalesce a person's request into the next run while another run is live."""
         now = self._clock()
         wanted = trigger.run_id or self._new_run_id(now)
-        named = self._runs.claim_next(wanted, now, self._policy.next_claim_seconds)
+        named = self._runs.claim_next(wanted, now, self._policy.next_claim_seconds, trigger.reason)
         if named != wanted:
             self._log.info(
                 "request coalesced into the next run",

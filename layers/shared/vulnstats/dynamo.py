@@ -415,7 +415,7 @@ class DynamoStore:
             raise self._error(f"DeleteItem ({what})", exc) from exc
         return True
 
-    def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str:
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int, reason: str = "") -> str:
         """Name run_id the next run unless a live claim names another; the next run's id."""
         now_epoch = int(now.timestamp())
         try:
@@ -425,6 +425,7 @@ class DynamoStore:
                     **NEXT_KEY,
                     "run_id": {"S": run_id},
                     "lease_until": {"N": str(now_epoch + lease_seconds)},
+                    "reason": {"S": reason},
                 },
                 ConditionExpression="attribute_not_exists(#pk) OR #lease < :now OR #run = :me",
                 ExpressionAttributeNames={"#pk": "pk", "#lease": "lease_until", "#run": "run_id"},
@@ -439,15 +440,21 @@ class DynamoStore:
             return run_id
         # Another request named the next run first; a claim is only dropped when its run starts,
         # and then a new claim is welcome: name whoever holds it now.
-        return self.next_run(now) or self.claim_next(run_id, now, lease_seconds)
+        return self.next_run(now) or self.claim_next(run_id, now, lease_seconds, reason)
 
     def next_run(self, now: datetime) -> str | None:
         """The run named next by a live claim, or None (one consistent GetItem)."""
+        request = self.next_request(now)
+        return None if request is None else request[0]
+
+    def next_request(self, now: datetime) -> tuple[str, str] | None:
+        """The run named next by a live claim and its first request's reason, or None."""
         item = self._get("GetItem (next run)", NEXT_KEY)
         if item is None or int(float(item.get("lease_until", {}).get("N", "0"))) < now.timestamp():
             return None
         run_id = item.get("run_id", {}).get("S")
-        return None if run_id is None else str(run_id)
+        reason = item.get("reason", {}).get("S", "")
+        return None if run_id is None else (str(run_id), str(reason))
 
     def clear_next(self, run_id: str) -> None:
         """Drop the next-run claim if run_id holds it (its run has started)."""

@@ -242,8 +242,10 @@ class RunStore(Protocol):
         """Release the lock if run_id holds it (no error otherwise)."""
         ...
 
-    def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str:
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int, reason: str = "") -> str:
         """Name run_id the next run (the one queued requests are coalesced into).
+
+        ``reason`` is the first request's: the run records it, whichever message starts it.
 
         Succeeds when no next run is named, its claim has expired, or run_id already holds it
         (its claim is then renewed until now + lease_seconds). Returns the id that is the next
@@ -253,6 +255,10 @@ class RunStore(Protocol):
 
     def next_run(self, now: datetime) -> str | None:
         """The run named next by a live claim, or None."""
+        ...
+
+    def next_request(self, now: datetime) -> tuple[str, str] | None:
+        """The run named next by a live claim and the reason it was asked for, or None."""
         ...
 
     def clear_next(self, run_id: str) -> None:

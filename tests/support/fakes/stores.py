@@ -83,6 +83,7 @@ class MemoryRuns:
         self.runs: dict[str, RunRecord] = {}
         self.lock: Lock | None = None
         self.next: Lock | None = None
+        self.next_reason = ""
         self.last: LastComplete | None = None
         self.puts = 0
 
@@ -110,14 +111,19 @@ class MemoryRuns:
         if self.lock is not None and self.lock.run_id == run_id:
             self.lock = None
 
-    def claim_next(self, run_id: str, now: datetime, lease_seconds: int) -> str:
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int, reason: str = "") -> str:
         from datetime import timedelta
 
         held = self.next
         if held is None or held.lease_until < now or held.run_id == run_id:
             self.next = Lock(run_id, now + timedelta(seconds=lease_seconds))
+            self.next_reason = reason
             return run_id
         return held.run_id
+
+    def next_request(self, now: datetime) -> tuple[str, str] | None:
+        named = self.next_run(now)
+        return None if named is None else (named, self.next_reason)
 
     def next_run(self, now: datetime) -> str | None:
         held = self.next

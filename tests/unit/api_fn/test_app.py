@@ -572,6 +572,8 @@ def test_post_sync_while_a_run_is_live_names_the_next_run_instead_of_refusing(ap
     assert answer.body["runId"] == "20261122T091500Z-0000abcd"
     assert answer.body["status"] == "queued"
     assert [event["run_id"] for event in api.starter.events] == ["20261122T091500Z-0000abcd"]
+    # and the reason given is kept with the promise, for whichever message starts that run
+    assert api.claims.next_reason == "requested through the API"
 
 
 def test_a_burst_of_requests_is_coalesced_into_one_next_run_and_one_message(api: Api) -> None:

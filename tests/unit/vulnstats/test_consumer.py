@@ -129,12 +129,15 @@ def test_a_refused_schedule_tick_is_dropped_the_live_run_carries_it() -> None:
 
 def test_a_run_that_ends_queues_the_promised_next_run_at_once() -> None:
     queue, runs, seen = _world()
-    runs.claim_next("run-next", NOW, 3600)
+    runs.claim_next("run-next", NOW, 3600, "the person's reason")
     consumer = _consumer({"status": "succeeded", "run_id": "run-live"}, queue, runs, seen)
     consumer.handle(
         [_record(json.dumps({"action": "continue", "run_id": "run-live", "sequence": 3}))]
     )
-    assert [event["run_id"] for event, _ in queue.sent] == ["run-next"]
+    # with the reason the person gave, whichever message starts the run
+    assert [parse_trigger(event) for event, _ in queue.sent] == [
+        ManualTrigger("the person's reason", "run-next")
+    ]
 
 
 def test_a_run_that_raises_fails_its_message_and_brings_it_back_soon() -> None:
