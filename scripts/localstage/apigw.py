@@ -51,7 +51,14 @@ MAX_REQUEST_BYTES: Final = 10 * 1024 * 1024  # API Gateway's request payload quo
 MAX_LAMBDA_EVENT_BYTES: Final = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota
 INTEGRATION_TIMEOUT_S: Final = 29.0  # REST API's default (and usual maximum) integration timeout
 _DRAIN_LIMIT = 8 * MAX_REQUEST_BYTES  # an oversized body beyond this is not read, the socket closes
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# REST API quotas ("Quotas for configuring and running a REST API in API Gateway"): the URL of a
+# regional API is at most 10240 characters, and all header names, values, line terminators and
+# white space together at most 10240 bytes. Neither status is documented: 414 and 431 here.
+MAX_URL_CHARS: Final = 10240
+MAX_HEADER_BYTES: Final = 10240
+_LINE_READ_LIMIT = 65536  # what the standard library reads of one line before it gives up
+# What a REST API's ANY method stands for; any other method (TRACE, CONNECT...) matches no route.
+_ANY_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PROXY_RESPONSE_KEYS = frozenset(
     {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
 )
@@ -97,6 +104,13 @@ _GATEWAY_ERRORS: Final[dict[str, tuple[int, str, str]]] = {
     ),
     "INVALID_API_KEY": (403, "Forbidden", "ForbiddenException"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLargeException"),
+    "URI_TOO_LONG": (414, "Request URI too long", "RequestUriTooLongException"),
+    "HEADERS_TOO_LARGE": (
+        431,
+        "Request Header Fields Too Large",
+        "RequestHeadersTooLargeException",
+    ),
+    "BAD_REQUEST": (400, "Bad Request", "BadRequestException"),
     "THROTTLED": (429, "Too Many Requests", "TooManyRequestsException"),
     "INTEGRATION_FAILURE": (502, "Internal server error", "InternalServerErrorException"),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", "InternalServerErrorException"),
@@ -188,7 +202,9 @@ class RouteTable:
         if best is None:
             return None
         methods = self._resources[best[1]]
-        route = methods.get(method.upper()) or methods.get("ANY")
+        route = methods.get(method.upper())
+        if route is None and method.upper() in _ANY_METHODS:
+            route = methods.get("ANY")
         if route is None:
             return None
         return RouteMatch(route, _path_parameters(self._templates[best[1]], actual))
@@ -466,13 +482,55 @@ def map_proxy_response(payload: bytes) -> GatewayReply:
 
 
 # The HTTP front
+class _BadRequestError(Exception):
+    """A request the front cannot parse (a broken Content-Length or chunk size)."""
+
+
 class _FrontHandler(http.server.BaseHTTPRequestHandler):
+    """One connection: every method reaches routing, every refusal is a gateway response.
+
+    The standard library answers an unknown method, an over-long line or a malformed request
+    with its own HTML page; API Gateway answers each in its JSON shape, so those paths are
+    overridden here (handle_one_request and send_error).
+    """
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _FrontServer
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the access log out of the console (the front logs each request itself)."""
+
+    def handle_one_request(self) -> None:
+        """Read one request and answer it, whatever its method (TRACE, FOO...)."""
+        try:
+            self.raw_requestline = self.rfile.readline(_LINE_READ_LIMIT + 1)
+        except TimeoutError:
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > _LINE_READ_LIMIT:
+            self.requestline, self.command = "", ""
+            self._refuse("URI_TOO_LONG")
+            return
+        if not self.parse_request():  # it has answered through send_error
+            return
+        self._handle()
+        self.wfile.flush()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's refusals (bad syntax, too many headers...) as gateway JSON."""
+        kind = {414: "URI_TOO_LONG", 431: "HEADERS_TOO_LARGE"}.get(code, "BAD_REQUEST")
+        self._refuse(kind)
+
+    def _refuse(self, kind: str) -> None:
+        self.close_connection = True
+        self.request_version = self.protocol_version  # never an HTTP/0.9 answer without headers
+        reply, request_id = gateway_error(kind), str(uuid.uuid4())
+        self._send(reply, request_id)
+        self._log(reply.status, 0.0, request_id)
 
     def _send(self, reply: GatewayReply, request_id: str) -> None:
         self.send_response(reply.status)
@@ -484,30 +542,56 @@ class _FrontHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Amzn-Trace-Id", trace_id())
         if reply.error_type is not None:
             self.send_header("x-amzn-ErrorType", reply.error_type)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if reply.body and self.command != "HEAD":
             self.wfile.write(reply.body)
 
+    def _over_quota(self) -> str | None:
+        """The gateway response a request over the URL or header quota gets, else None."""
+        if len(self.path) > MAX_URL_CHARS:
+            return "URI_TOO_LONG"
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in self.headers.items())
+        if header_bytes > MAX_HEADER_BYTES:
+            return "HEADERS_TOO_LARGE"
+        return None
+
+    def _content_length(self) -> int:
+        text = self.headers.get("Content-Length") or "0"
+        if not text.isdigit():
+            raise _BadRequestError(f"Content-Length {text[:40]!r}")
+        return int(text)
+
+    def _read_chunked(self) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(_LINE_READ_LIMIT).split(b";", 1)[0].strip()
+            try:
+                length = int(line or b"0", 16)
+            except ValueError:
+                raise _BadRequestError("chunk size") from None
+            if length < 0:
+                raise _BadRequestError("chunk size")
+            if length == 0:
+                self.rfile.readline(_LINE_READ_LIMIT)
+                break
+            size += length
+            if size > _DRAIN_LIMIT:
+                self.close_connection = True
+                return None
+            chunk = self.rfile.read(length)
+            if size <= MAX_REQUEST_BYTES:
+                chunks.append(chunk)
+            self.rfile.readline(_LINE_READ_LIMIT)
+        return b"".join(chunks) if size <= MAX_REQUEST_BYTES else None
+
     def _read_body(self) -> bytes | None:
         """The request body, or None when it is over the 10 MB quota."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                length = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if length == 0:
-                    self.rfile.readline()
-                    break
-                size += length
-                if size > _DRAIN_LIMIT:
-                    self.close_connection = True
-                    return None
-                chunk = self.rfile.read(length)
-                if size <= MAX_REQUEST_BYTES:
-                    chunks.append(chunk)
-                self.rfile.readline()
-            return b"".join(chunks) if size <= MAX_REQUEST_BYTES else None
-        length = int(self.headers.get("Content-Length") or 0)
+            return self._read_chunked()
+        length = self._content_length()
         if length <= MAX_REQUEST_BYTES:
             return self.rfile.read(length)
         if length > _DRAIN_LIMIT:
@@ -524,53 +608,48 @@ class _FrontHandler(http.server.BaseHTTPRequestHandler):
     def _handle(self) -> None:
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        body = self._read_body()
-        if body is None:
-            reply = gateway_error("REQUEST_TOO_LARGE")
+        refusal = self._over_quota()
+        if refusal is not None:
+            self.close_connection = True  # the body, if any, is not read
+            reply = gateway_error(refusal)
         else:
-            parts = urlsplit(self.path)
-            request = HttpRequest(
-                method=self.command,
-                path=parts.path or "/",
-                query=parts.query,
-                headers=tuple(self.headers.items()),
-                body=body,
-                source_ip=self.client_address[0],
-                protocol=self.request_version,
-            )
-            reply = self.server.front.respond(request, request_id)
+            try:
+                body = self._read_body()
+            except _BadRequestError:
+                self.close_connection = True
+                body, reply = None, gateway_error("BAD_REQUEST")
+            else:
+                reply = (
+                    gateway_error("REQUEST_TOO_LARGE")
+                    if body is None
+                    else self.server.front.respond(self._request(body), request_id)
+                )
         self._send(reply, request_id)
+        self._log(reply.status, time.perf_counter() - started, request_id)
+
+    def _request(self, body: bytes) -> HttpRequest:
+        parts = urlsplit(self.path)
+        return HttpRequest(
+            method=self.command,
+            path=parts.path or "/",
+            query=parts.query,
+            headers=tuple(self.headers.items()),
+            body=body,
+            source_ip=self.client_address[0],
+            protocol=self.request_version,
+        )
+
+    def _log(self, status: int, seconds: float, request_id: str) -> None:
         logger.info(
             "api request",
             extra={
-                "method": self.command,
-                "path": self.path,
-                "status": reply.status,
+                "method": self.command or "",  # unset when the request line did not parse
+                "path": getattr(self, "path", "")[:200],
+                "status": status,
                 "request_id": request_id,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
             },
         )
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_OPTIONS(self) -> None:
-        self._handle()
 
 
 class _FrontServer(http.server.ThreadingHTTPServer):
@@ -599,11 +678,13 @@ class ApiFront:
 
     As a REST API does: routes matched per RouteTable; an unknown path or a method the resource
     lacks gets 403 {"message": "Missing Authentication Token"} (REST APIs never answer 404
-    themselves); a key-required route without a known ``x-api-key`` gets 403 Forbidden; a body
-    over 10 MB gets 413; a function error (its own timeout included), a malformed proxy
-    response or a runtime failure gets 502 "Internal server error"; a throttled invoke gets
-    429; an invocation longer than the integration timeout (29 s) gets 504 while the function
-    runs on. Gateway responses carry x-amzn-ErrorType; every answer x-amzn-RequestId (the
+    themselves), whatever the method (TRACE, or one HTTP does not know); a URL over 10240
+    characters gets 414 and headers over 10240 bytes 431, a request that does not parse 400,
+    each in the gateway's JSON shape; a key-required route without a known ``x-api-key`` gets
+    403 Forbidden; a body over 10 MB gets 413; a function error (its own timeout included), a
+    malformed proxy response or a runtime failure gets 502 "Internal server error"; a throttled
+    invoke gets 429; an invocation longer than the integration timeout (29 s) gets 504 while the
+    function runs on. Gateway responses carry x-amzn-ErrorType; every answer x-amzn-RequestId (the
     event's requestContext.requestId), x-amz-apigw-id and X-Amzn-Trace-Id.
 
     Local differences: paths are served without the /<stage> prefix; no usage-plan quotas or

@@ -8,7 +8,6 @@ import ipaddress
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from localstage.cfn import load_template
+from localstage.ports import probe_port
 from localstage.template import load_stack
 from locate import DUMMY_CREDENTIALS
 
@@ -135,17 +135,14 @@ def _check_loopback(host: str) -> None:
 
 def _reserve_port(host: str, port: int) -> int:
     """Check that the port is free (and pick one when port is 0); the socket is closed again."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise MotoPortInUseError(
-                    f"port {port} on {host} is already in use; stop what holds it or pass port=0"
-                ) from exc
-            raise AwsEmulatorError(f"cannot bind {host}:{port}: {exc}") from exc
-        return int(probe.getsockname()[1])
+    try:
+        return probe_port(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise MotoPortInUseError(
+                f"port {port} on {host} is already in use; stop what holds it or pass port=0"
+            ) from exc
+        raise AwsEmulatorError(f"cannot bind {host}:{port}: {exc}") from exc
 
 
 _LOOPBACK_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from localstage.apigw import start_api_front
 from localstage.aws import aws_environment, prepare_local_stack, start_moto
 from localstage.invoke_api import start_invoke_api
+from localstage.ports import probe_port
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.vanta_data import Dataset
@@ -90,14 +90,13 @@ class StageConfig:
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
     if port == 0:
         return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise PortInUseError(
-                f"port {port} on {host} ({what}) is already in use: stop whatever holds it "
-                f"(a local stage already running?) or choose another with {flag}"
-            ) from None
+    try:
+        probe_port(host, port)
+    except OSError:
+        raise PortInUseError(
+            f"port {port} on {host} ({what}) is already in use: stop whatever holds it "
+            f"(a local stage already running?) or choose another with {flag}"
+        ) from None
 
 
 class LocalStage:

@@ -53,6 +53,16 @@ FINDING_PARAMETERS: Final = frozenset(
     }
 )
 _INTEGER: Final = re.compile(r"-?[0-9]{1,9}")
+_SHOWN_CHARS: Final = 64  # of a client's value quoted back in a 400: enough to spot the mistake
+
+
+def _shown(raw: str) -> str:
+    """A client's value as a 400 quotes it: whole when short, else its start and its length."""
+    if len(raw) <= _SHOWN_CHARS:
+        return repr(raw)
+    return f"{raw[:_SHOWN_CHARS]!r}... ({len(raw)} characters)"
+
+
 HISTORY_PARAMETERS: Final = frozenset({"days"})
 RUNS_PARAMETERS: Final = frozenset({"limit"})
 
@@ -75,7 +85,8 @@ def check_known(params: Mapping[str, str] | None, known: Collection[str]) -> dic
     for name in sorted(values):
         if name not in known:
             raise BadRequestError(
-                name, f"unknown query parameter; expected one of {', '.join(sorted(known))}"
+                name[:_SHOWN_CHARS],
+                f"unknown query parameter; expected one of {', '.join(sorted(known))}",
             )
     return values
 
@@ -86,7 +97,7 @@ def _integer(params: Mapping[str, str], name: str, default: int, low: int, high:
         return default
     text = raw.strip()
     if _INTEGER.fullmatch(text) is None:
-        raise BadRequestError(name, f"expected an integer from {low} to {high}, got {raw!r}")
+        raise BadRequestError(name, f"expected an integer from {low} to {high}, got {_shown(raw)}")
     value = int(text)
     if not low <= value <= high:
         raise BadRequestError(name, f"must be from {low} to {high}, got {value}")
@@ -105,7 +116,7 @@ def _boolean(params: Mapping[str, str], name: str) -> bool | None:
         return None
     text = raw.strip().lower()
     if text not in ("true", "false"):
-        raise BadRequestError(name, f"expected true or false, got {raw!r}")
+        raise BadRequestError(name, f"expected true or false, got {_shown(raw)}")
     return text == "true"
 
 
@@ -128,7 +139,7 @@ def _severity(params: Mapping[str, str]) -> Severity | None:
     except ValueError:
         expected = ", ".join(member.value for member in Severity)
         raise BadRequestError(
-            "severity", f"unknown severity {raw!r}; expected one of {expected} (any case)"
+            "severity", f"unknown severity {_shown(raw)}; expected one of {expected} (any case)"
         ) from None
 
 
@@ -141,7 +152,7 @@ def _asset_type(params: Mapping[str, str]) -> AssetType | None:
     except ValueError:
         expected = ", ".join(member.value for member in AssetType)
         raise BadRequestError(
-            "assetType", f"unknown asset type {raw!r}; expected one of {expected}"
+            "assetType", f"unknown asset type {_shown(raw)}; expected one of {expected}"
         ) from None
 
 

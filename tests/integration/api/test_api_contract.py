@@ -327,6 +327,28 @@ def test_health_answers_without_a_key(stage: LocalStage, session: requests.Sessi
     assert response.json()["status"] == "ok"
 
 
+# ----- methods the document does not define -----
+
+UNDOCUMENTED_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "FOO")
+
+
+@pytest.mark.parametrize("path", sorted({path for _, path in OPERATIONS}))
+def test_a_method_the_document_lacks_gets_api_gateways_json_answer_on_every_route(
+    stage: LocalStage, session: requests.Session, path: str
+) -> None:
+    # given a documented path and the methods it does not document (TRACE and a made-up one too)
+    documented = {method for method, known in OPERATIONS if known == path}
+    url = stage.urls["api"] + SAMPLE_PATHS.get(path, path)
+    for method in (m for m in UNDOCUMENTED_METHODS if m not in documented):
+        # when each is sent, with the key and without
+        for headers in ({"x-api-key": stage.api_key}, {}):
+            answer = session.request(method, url, headers=headers, timeout=60)
+            # then API Gateway answers it as a route it does not have, in JSON, never a 5xx
+            assert answer.status_code == 403, (method, path, answer.text)
+            assert answer.headers["Content-Type"] == "application/json", (method, path)
+            assert answer.json() == {"message": "Missing Authentication Token"}, (method, path)
+
+
 # ----- no secret in any log line -----
 
 

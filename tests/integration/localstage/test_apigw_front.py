@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -170,6 +172,109 @@ def test_unknown_route_and_undefined_method_answer_missing_authentication_token(
         assert answer.status_code == 403
         assert answer.json() == {"message": "Missing Authentication Token"}
         assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("TRACE", "/items/V-42"), ("TRACE", "/files/a/b"), ("CONNECT", "/secure"), ("FOO", "/")],
+)
+def test_a_method_no_rest_api_route_has_answers_missing_authentication_token_in_json(
+    front: ApiFront, method: str, path: str
+) -> None:
+    # given routes for GET, POST and ANY (which stands for the seven usual methods only)
+    # when a method outside them is requested
+    answer = requests.request(method, f"{front.url}{path}", timeout=TIMEOUT)
+
+    # then it is API Gateway's JSON 403, never the standard library's HTML 501
+    assert answer.status_code == 403
+    assert answer.json() == {"message": "Missing Authentication Token"}
+    assert answer.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def _raw_exchange(front: ApiFront, request: bytes) -> tuple[int, dict[str, str], Any]:
+    """Send bytes as they are (requests would fix them) and parse the one answer."""
+    with socket.create_connection(("127.0.0.1", front.port), timeout=TIMEOUT) as conn:
+        conn.sendall(request)
+        reader = conn.makefile("rb")
+        status = int(reader.readline().split()[1])
+        headers: dict[str, str] = {}
+        while (line := reader.readline().strip()) != b"":
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = reader.read(int(headers["content-length"]))
+    return status, headers, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "message"),
+    [
+        # a URL over the REST API quota of 10240 characters
+        (
+            b"GET /items/" + b"v" * 10240 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "Request URI too long",
+        ),
+        # a request line past what the standard library reads (it would answer HTML 414)
+        (b"GET /?q=" + b"v" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "Request URI too long"),
+        # header names and values over the 10240-byte quota
+        (
+            b"GET /items/1 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 10300 + b"\r\n\r\n",
+            431,
+            "Request Header Fields Too Large",
+        ),
+        # more header lines than the standard library parses
+        (
+            b"GET /items/1 HTTP/1.1\r\n"
+            + b"".join(b"X-%d: 1\r\n" % i for i in range(150))
+            + b"\r\n",
+            431,
+            "Request Header Fields Too Large",
+        ),
+        (b"GET /items/1 HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400, "Bad Request"),
+        (b"POST /binary HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400, "Bad Request"),
+        (
+            b"POST /binary HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            "Bad Request",
+        ),
+        (b"THIS IS NOT HTTP\r\n\r\n", 400, "Bad Request"),
+    ],
+    ids=[
+        "url-quota",
+        "line-limit",
+        "header-quota",
+        "header-count",
+        "neg-length",
+        "bad-length",
+        "bad-chunk",
+        "garbage",
+    ],
+)
+def test_requests_over_quota_or_malformed_get_a_json_gateway_response(
+    front: ApiFront, request_bytes: bytes, status: int, message: str
+) -> None:
+    # given a request API Gateway would refuse before any integration
+    # when it is sent as raw bytes
+    answer_status, headers, body = _raw_exchange(front, request_bytes)
+
+    # then the answer is the gateway's JSON shape, not an HTML page, and the value is not echoed
+    assert answer_status == status
+    assert body == {"message": message}
+    assert headers["content-type"] == "application/json"
+    assert "x-amzn-errortype" in headers
+    assert "x-amzn-requestid" in headers
+
+
+def test_the_front_keeps_serving_after_refusals(front: ApiFront) -> None:
+    # given a refused request
+    _raw_exchange(front, b"THIS IS NOT HTTP\r\n\r\n")
+
+    # when a valid request follows
+    answer = requests.get(f"{front.url}/items/V-1", timeout=TIMEOUT)
+
+    # then it reaches the function as usual
+    assert answer.status_code == 201
+    assert answer.json()["event"]["pathParameters"] == {"id": "V-1"}
 
 
 @pytest.mark.parametrize("path", ["/fail", "/invalid"])

@@ -292,6 +292,32 @@ def test_bad_listing_parameters_are_400_naming_the_parameter(
     assert answer.body["message"] == f"{parameter}: {answer.body['reason']}"
 
 
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"severity": "X" * 65_000}, "severity"),
+        ({"limit": "9" * 65_000}, "limit"),
+        ({"overdue": "y" * 65_000}, "overdue"),
+        ({"assetType": "M" * 65_000}, "assetType"),
+        ({"s" * 65_000: "HIGH"}, "s" * 64),
+    ],
+    ids=["severity", "limit", "overdue", "assetType", "name"],
+)
+def test_a_huge_bad_value_is_named_in_the_400_without_being_echoed_whole(
+    api: Api, query: dict[str, str], parameter: str
+) -> None:
+    # given a 65 KB value (or parameter name) the route refuses
+    # when it is requested
+    answer = api.call("GET", "/vulnerabilities", query=query)
+
+    # then the 400 names the parameter and quotes only the start of a value, with its length
+    assert answer.status == 400
+    assert answer.body["parameter"] == parameter
+    assert len(answer.body["message"]) < 400
+    if parameter in query:
+        assert "... (65000 characters)" in answer.body["reason"]
+
+
 def test_unknown_severity_message_lists_the_choices(api: Api) -> None:
     body = api.call("GET", "/vulnerabilities", query={"severity": "urgent"}).body
     assert "LOW, MEDIUM, HIGH, CRITICAL" in body["reason"]
