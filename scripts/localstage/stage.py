@@ -19,7 +19,7 @@ from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
-from locate import STATE_FILE, TEMPLATE
+from locate import STATE_FILE, TEMPLATE, LocateError, running_stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -73,6 +73,10 @@ class StageConfig:
     # Receives every line the functions' workers print (function name, line), as CloudWatch Logs
     # would; None keeps them in the runtime only (the log tail of each invocation).
     log_sink: Callable[[str, str], None] | None = None
+    # A real Vanta API (or any other upstream) instead of the stand-in, with the credentials the
+    # local secret then holds; None starts the stand-in with its own credentials.
+    vanta_url: str | None = None
+    vanta_credentials: Mapping[str, str] | None = None
     # False for a `sam build` output: its code is read-only on Lambda (/var/task, /opt), so the
     # workers never write bytecode next to it and run only the bytecode the build shipped.
     writable_code: bool = True
@@ -85,6 +89,30 @@ class StageConfig:
         """
         private = {"api_port": 0, "invoke_port": 0, "moto_port": 0, "vanta_port": 0}
         return cls(**{**private, "state_file": None, **changes})
+
+
+def _check_state_file(path: Path) -> None:
+    """Refuse a state file that describes another live stage: writing it would hide that stage
+    from every tool, and this stage's exit would delete it."""
+    try:
+        owner = running_stage(path)
+    except LocateError:
+        return  # unreadable or foreign: no live stage to protect, it is overwritten
+    if owner is not None and owner.pid not in (None, os.getpid()):
+        raise StageError(
+            f"{path} belongs to the running local stage pid {owner.pid} ({owner.api_url}): "
+            "stop that stage, or give this one other ports or another --state-file"
+        )
+
+
+def _remove_own_state(path: Path) -> None:
+    """Delete the state file only while it still describes this process's stage."""
+    try:
+        owner = running_stage(path)
+    except LocateError:
+        return
+    if owner is not None and owner.pid == os.getpid():
+        path.unlink(missing_ok=True)
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -123,13 +151,17 @@ class LocalStage:
     def start(self) -> None:
         """Start the stand-in, moto, the resources, the runtime and both HTTP fronts."""
         cfg = self.config
-        for port, what, flag in (
+        ports = [
             (cfg.api_port, "API Gateway front", "--api-port"),
             (cfg.invoke_port, "Lambda Invoke API", "--invoke-port"),
             (cfg.moto_port, "AWS emulator", "--moto-port"),
-            (cfg.vanta_port, "Vanta stand-in", "--vanta-port"),
-        ):
+        ]
+        if cfg.vanta_url is None:
+            ports.append((cfg.vanta_port, "Vanta stand-in", "--vanta-port"))
+        for port, what, flag in ports:
             _check_port(cfg.host, port, what, flag)
+        if cfg.state_file is not None:
+            _check_state_file(cfg.state_file)
         try:
             self._start(cfg)
         except BaseException:
@@ -137,16 +169,24 @@ class LocalStage:
             raise
 
     def _start(self, cfg: StageConfig) -> None:
-        standin = start_standin(cfg.host, cfg.vanta_port, dataset=cfg.dataset)
-        self._stack.callback(standin.stop)
-        self.standin = standin
+        if cfg.vanta_url is None:
+            standin = start_standin(cfg.host, cfg.vanta_port, dataset=cfg.dataset)
+            self._stack.callback(standin.stop)
+            self.standin = standin
+            vanta_url = standin.url
+            upstream = LOCAL_OVERRIDES
+            credentials = {
+                "client_id": DEFAULT_CREDENTIALS.client_id,
+                "client_secret": DEFAULT_CREDENTIALS.client_secret,
+            }
+        else:
+            # A real upstream keeps the template's pacing: its rate limits are real.
+            vanta_url = cfg.vanta_url
+            upstream = {k: v for k, v in LOCAL_OVERRIDES.items() if k != "VantaPagesPerMinute"}
+            credentials = dict(cfg.vanta_credentials or {})
         moto = start_moto(cfg.host, cfg.moto_port)
         self._stack.callback(moto.stop)
-        overrides = {**LOCAL_OVERRIDES, "VantaApiBaseUrl": standin.url, **cfg.overrides}
-        credentials = {
-            "client_id": DEFAULT_CREDENTIALS.client_id,
-            "client_secret": DEFAULT_CREDENTIALS.client_secret,
-        }
+        overrides = {**upstream, "VantaApiBaseUrl": vanta_url, **cfg.overrides}
         stack, physical = prepare_local_stack(
             cfg.template,
             moto.endpoint_url,
@@ -200,7 +240,7 @@ class LocalStage:
             "api": front.url,
             "invoke": invoke_api.endpoint_url,
             "aws": moto.endpoint_url,
-            "vanta": standin.url,
+            "vanta": vanta_url,
         }
         self._write_state()
 
@@ -213,7 +253,7 @@ class LocalStage:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2) + "\n")
         os.replace(temporary, path)  # readers never see half a file
-        self._stack.callback(path.unlink, missing_ok=True)
+        self._stack.callback(_remove_own_state, path)
 
     def describe(self) -> dict[str, Any]:
         """What scripts and tests need to find the stage (also written to .local/stage.json)."""

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from locate import (
     REPO,
     SAMCONFIG,
-    STATE_FILE,
     LocateError,
     TargetUnavailableError,
     local_stage,
@@ -151,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the running local stage (its state file), else a private one started for the run",
     )
     where.add_argument(
-        "--state-file", type=Path, default=STATE_FILE, help="the local stage's state file"
+        "--state-file",
+        type=Path,
+        help="a running local stage's state file (default: the only one running, or the one "
+        "on the default ports)",
     )
     where.add_argument(
         "--endpoint-url", help="a Lambda Invoke API endpoint (e.g. the local stage's)"
@@ -288,9 +290,8 @@ def endpoint_for(args: argparse.Namespace, say: Progress) -> Iterator[Endpoint]:
             lambda: _private_config(args.findings),
             sync_reason="performance_test private stage",
             announce=announce,
+            say=say,
         ) as stage:
-            if not stage.private:
-                say(f"using the running local stage ({stage.source})")
             yield Endpoint.of_stage(stage)
         return
     if args.endpoint_url:

@@ -267,6 +267,7 @@ def test_invoke_local_without_a_stage_starts_a_private_one(tmp_path: Path) -> No
     event = str(EVENTS / "sync_manual.json")
     result = _cli("invoke", "SyncFunction", event, "--state-file", str(tmp_path / "none.json"))
     assert result.returncode == 0, result.stderr
+    assert "no local stage is running (make local starts one)" in result.stderr
     answer = json.loads(result.stdout)
     assert answer["status"] == "succeeded", answer
     assert answer["run_counts"]["fetched"] > 0
