@@ -122,7 +122,7 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 LOCALSTAGE = PYTHONPATH=scripts $(PY) -m localstage
 LOCAL_ARGS ?=
 
-.PHONY: local local-built invoke-local fire-local
+.PHONY: local local-built invoke-local fire-local logs-local logs
 local: $(VENV)/.installed ## run the whole stack on loopback without Docker (Ctrl-C stops it); LOCAL_ARGS=--help for options
 	$(LOCALSTAGE) up $(LOCAL_ARGS)
 
@@ -136,6 +136,15 @@ invoke-local: $(VENV)/.installed ## Docker-free sam local invoke: make invoke-lo
 fire-local: $(VENV)/.installed ## fire a template schedule now on the running stage: make fire-local SCHEDULE=SyncFunction
 	@[ -n "$(SCHEDULE)" ] || { echo "usage: make fire-local SCHEDULE=<Function.Event or function logical id>" >&2; exit 2; }
 	$(LOCALSTAGE) fire $(SCHEDULE)
+
+logs-local: $(VENV)/.installed ## follow the function logs of the running local stage: make logs-local [FN=SyncFunction]
+	$(LOCALSTAGE) logs $(FN)
+
+logs: $(TOOLS)/sam/.installed ## follow a deployed function's logs (sam logs --tail): make logs ENV=dev|prod FN=ApiFunction
+	@[ -n "$(ENV)" ] && [ -n "$(FN)" ] || { echo "usage: make logs ENV=<samconfig environment, e.g. dev> FN=<logical id, e.g. ApiFunction> (the local stage: make logs-local)" >&2; exit 2; }
+	@stack=$$(PYTHONPATH=scripts $(PY) -c 'import sys; from locate import samconfig_environment as env; print(env(sys.argv[1]).stack())' $(ENV) 2>&1) || { echo "$$stack" | tail -1 | sed "s/^locate.LocateError: //" >&2; exit 2; }; \
+	  echo "sam logs --stack-name $$stack --name $(FN) --tail"; \
+	  $(SAM) logs --stack-name $$stack --name $(FN) --tail
 
 # ---------------------------------------------------------------- load
 # Not part of `make test`: a bounded run (2000 requests or 60 s, concurrency 5 by default) against

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from buildtools.compile_bytecode import BytecodeError, check_folder, code_folders
 from localstage.aws import AwsEmulatorError
 from localstage.cfn import TemplateError, load_template
+from localstage.console import Console
 from localstage.intrinsics import check_overrides
 from localstage.schedules import ScheduleError, Scheduler
 from localstage.stage import LocalStage, StageConfig, StageError
@@ -236,7 +237,17 @@ def _up(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         raise UsageError(f"--parameter-overrides: {exc}") from None
     vanta_url, vanta_credentials = _vanta_upstream(args)
+    for function in args.logs:
+        _check_function(function, _template_functions(template))
     state_file = args.state_file or state_file_for(args.api_port)
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file = state_file.with_suffix(".log")
+    log_file.unlink(missing_ok=True)  # `logs` follows this run's lines only
+    console = Console(sys.stdout, quiet=args.quiet, functions=args.logs, log_file=log_file)
+    access_log = logging.getLogger("localstage.apigw")
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False  # the console prints it; the root handler would print it again
+    access_log.addHandler(console.access_handler())
     config = StageConfig(
         template=template,
         writable_code=not built,
@@ -249,6 +260,7 @@ def _up(args: argparse.Namespace) -> int:
         vanta_url=vanta_url,
         vanta_credentials=vanta_credentials,
         lambda_via_invoke_api=True,
+        log_sink=console,
         dataset=Dataset(
             seed=args.seed, vulnerability_count=args.vulnerabilities, now=datetime.now(UTC)
         ),
@@ -269,8 +281,37 @@ def _up(args: argparse.Namespace) -> int:
             stage.scheduler.run_compressed(args.compress_schedules)
             print(f"schedules run {args.compress_schedules}x faster than the template says")
         stop.wait()
+    console.close()
     print("local stage stopped", flush=True)
     return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    info = find_stage(args.state_file)
+    if info is None:
+        where = args.state_file or "none in .local/"
+        raise StageError(f"no local stage is running ({where}): start one with make local")
+    if args.function is not None:
+        _check_function(args.function, sorted(info.functions))
+    log_file = Path(info.source).with_suffix(".log")
+    _say(f"following {args.function or 'every function'} of the {info.which()} (Ctrl-C stops)")
+    prefix = f"[{args.function} " if args.function else "["
+    try:
+        with log_file.open(encoding="utf-8") as log:
+            while True:
+                line = log.readline()
+                if line:
+                    if line.startswith(prefix):
+                        print(line, end="", flush=True)
+                    continue
+                if find_stage(Path(info.source)) is None:
+                    _say("the stage stopped")
+                    return 0
+                threading.Event().wait(0.2)
+    except FileNotFoundError:
+        raise StageError(f"{log_file} is absent: the stage writes no log file") from None
+    except KeyboardInterrupt:
+        return 0
 
 
 def _lambda_client(info: StageInfo) -> Any:
@@ -421,6 +462,19 @@ def _up_parser(commands: Any) -> None:
         help='JSON file {"client_id": ..., "client_secret": ...} for --vanta-url',
     )
     up.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the API access lines, not the functions' logs (they still go to the "
+        "log file `make logs-local` follows)",
+    )
+    up.add_argument(
+        "--logs",
+        action="append",
+        default=[],
+        metavar="FUNCTION",
+        help="print the logs of this function only (a logical id, e.g. ApiFunction; repeatable)",
+    )
+    up.add_argument(
         "--seed", type=int, default=7, help="seed of the stand-in's generated data (default 7)"
     )
     up.add_argument(
@@ -458,14 +512,18 @@ def _up_parser(commands: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `python -m localstage`: up, invoke and fire."""
     parser = _Parser(prog="python -m localstage", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,invoke,fire}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{up,invoke,fire,logs}")
     _up_parser(commands)
     invoke = commands.add_parser("invoke", help="Docker-free `sam local invoke`")
     invoke.add_argument("function", help="logical id, e.g. ApiFunction")
     invoke.add_argument("event", help="JSON event file, e.g. events/api_get_health.json")
     fire = commands.add_parser("fire", help="fire a template schedule now on the running stage")
     fire.add_argument("schedule", help="Function.Event, an event name, or a function's logical id")
-    for command in (invoke, fire):
+    logs = commands.add_parser("logs", help="follow the function logs of a running stage")
+    logs.add_argument(
+        "function", nargs="?", help="a logical id, e.g. ApiFunction (default: every function)"
+    )
+    for command in (invoke, fire, logs):
         command.add_argument(
             "--state-file",
             type=Path,
@@ -481,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        handlers = {"up": _up, "invoke": _invoke, "fire": _fire}
+        handlers = {"up": _up, "invoke": _invoke, "fire": _fire, "logs": _logs}
         return handlers[args.command](args)
     except UsageError as exc:
         print(f"{parser.prog} {args.command}: {exc}", file=sys.stderr)

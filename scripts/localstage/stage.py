@@ -22,11 +22,12 @@ from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
 from locate import STATE_FILE, TEMPLATE, LocateError, running_stage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
 
     from localstage.runtime import InvokeResult
     from localstage.spec import StackSpec
+    from localstage.worker import LogSink
 
 __all__ = ["LocalStage", "PortInUseError", "StageConfig", "StageError"]
 
@@ -72,7 +73,7 @@ class StageConfig:
     lambda_via_invoke_api: bool = False
     # Receives every line the functions' workers print (function name, line), as CloudWatch Logs
     # would; None keeps them in the runtime only (the log tail of each invocation).
-    log_sink: Callable[[str, str], None] | None = None
+    log_sink: LogSink | None = None
     # A real Vanta API (or any other upstream) instead of the stand-in, with the credentials the
     # local secret then holds; None starts the stand-in with its own credentials.
     vanta_url: str | None = None

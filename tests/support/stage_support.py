@@ -10,10 +10,11 @@ from localstage.stage import LocalStage, StageConfig
 from locate import TEMPLATE, local_session
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
 
     from localstage.vanta_data import Dataset
+    from localstage.worker import LogSink
 
 
 def isolated_stage(
@@ -23,7 +24,7 @@ def isolated_stage(
     dataset: Dataset,
     overrides: Mapping[str, str] | None = None,
     lambda_via_invoke_api: bool = False,
-    log_sink: Callable[[str, str], None] | None = None,
+    log_sink: LogSink | None = None,
     build_dir: Path | None = None,
 ) -> LocalStage:
     """A stage (not started) on free ports with its own stack name and state file.

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from schemathesis import Case
 
     from localstage.stage import LocalStage
+    from localstage.worker import LogLine
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api-contract")]
 
@@ -121,15 +122,16 @@ class Campaign:
 
 
 class LogCapture:
-    """Every line the stage's function workers print, with the function that printed it."""
+    """Every line the stage's function workers print, with the function (logical id) that
+    printed it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._lines: list[tuple[str, str]] = []
 
-    def __call__(self, function: str, line: str) -> None:
+    def __call__(self, line: LogLine) -> None:
         with self._lock:
-            self._lines.append((function, line))
+            self._lines.append((line.function, line.text))
 
     def lines(self, start: int = 0) -> list[tuple[str, str]]:
         """The lines captured so far, from index ``start`` on."""
@@ -270,9 +272,9 @@ WRONG_KEYS: Final[dict[str, Callable[[str], str]]] = {
 
 
 def _function_runs(stage: LocalStage, logical_id: str) -> int:
-    assert stage.stack is not None
-    name = stage.stack.functions[logical_id].function_name
-    return sum(1 for function, line in LOGS.lines() if function == name and line.startswith("END "))
+    return sum(
+        1 for function, line in LOGS.lines() if function == logical_id and line.startswith("END ")
+    )
 
 
 def _assert_forbidden(response: requests.Response) -> None:

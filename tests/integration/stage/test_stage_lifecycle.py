@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
@@ -42,6 +43,9 @@ class StageProcess:
             args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
         )
         self.output: list[str] = []
+        # A stage that never prints what a test waits for is killed, so the test fails, not hangs.
+        self._watchdog = threading.Timer(180, self.proc.kill)
+        self._watchdog.start()
 
     def wait_until_up(self) -> str:
         """The banner, once the stage serves; its whole output if it exited instead."""
@@ -52,11 +56,21 @@ class StageProcess:
                 break
         return "".join(self.output)
 
+    def read_until(self, text: str) -> str:
+        """Its console lines up to the first holding `text` (all of them if it exits first)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if text in line:
+                return line
+        return ""
+
     def stop(self, *, signal_it: bool = True) -> str:
         """Its whole output once it exited (Ctrl-C first, unless it is to exit by itself)."""
         if signal_it and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         out, _ = self.proc.communicate(timeout=60)
+        self._watchdog.cancel()
         self.output.append(out)
         return "".join(self.output)
 
@@ -179,3 +193,29 @@ def test_invoke_names_the_stage_it_uses_and_refuses_an_unknown_function(
         unknown.stderr
     )
     assert json.loads(used.stdout)["statusCode"] == 200
+
+
+def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
+    tmp_path: Path,
+) -> None:
+    # given a running stage (as make local runs it)
+    state = tmp_path / "stage.json"
+    stage = StageProcess(state, [0, 0, 0, 0], "--vulnerabilities", "20")
+    try:
+        stage.wait_until_up()
+        api = json.loads(state.read_text())["api_url"]
+        # when an API request arrives, then an access line names method, path and status
+        assert requests.get(f"{api}/health", timeout=60).status_code == 200
+        assert " GET /health 200 " in stage.read_until("GET /health")
+        # when a schedule fires an asynchronous (Event) invocation of the sync
+        fired = _cli("fire", "SyncFunction", "--state-file", str(state))
+        request_id = fired.stdout.rsplit("request ", 1)[1].strip()
+        # then its REPORT line reaches the console, prefixed by function and request id
+        report = stage.read_until(f"REPORT RequestId: {request_id}")
+    finally:
+        stage.stop()
+    assert report.startswith(f"[SyncFunction {request_id}] REPORT RequestId: {request_id}")
+    assert any(
+        line.startswith(f"[SyncFunction {request_id}] ") and "sync invocation finished" in line
+        for line in stage.output
+    )
