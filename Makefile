@@ -108,10 +108,14 @@ build: $(TOOLS)/sam/.installed ## sam build, then bytecode Lambda can use (scrip
 validate: $(TOOLS)/sam/.installed ## sam validate --lint
 	$(SAM) validate --lint
 
+# The live alias gets a new version only when ApiVersionHash changes (template.yaml, ApiFunction):
+# scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
+# overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
 DEPLOY_ENV = $(or $(ENV),dev)
-deploy: build ## sam deploy with a samconfig environment: make deploy [ENV=dev|prod] (default dev)
+deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod] (default dev)
 	@case "$(DEPLOY_ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(DEPLOY_ENV)'; the local stage is make local)" >&2; exit 2;; esac
-	$(SAM) deploy --config-env $(DEPLOY_ENV)
+	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides)"; \
+	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
 
 invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
@@ -119,7 +123,7 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 	$(SAM) local invoke $(FN) --event $(EVENT)
 
 # ---------------------------------------------------------------- local stage
-LOCALSTAGE = PYTHONPATH=scripts $(PY) -m localstage
+LOCALSTAGE = PYTHONPATH=scripts:layers/shared $(PY) -m localstage
 LOCAL_ARGS ?=
 
 .PHONY: local local-built invoke-local fire-local logs-local logs
@@ -159,7 +163,7 @@ load-test: $(VENV)/.installed ## bounded load run on the local stage's API front
 # The dead-letter queue of the running local stage (ENV=local, the default), or of a deployed
 # stack: ENV=dev|prod takes the stack and region from samconfig.toml, STACK=<name> names one
 # directly (PROFILE=<profile>).
-DLQ = PYTHONPATH=scripts $(PY) -m ops.dlq
+DLQ = PYTHONPATH=scripts:layers/shared $(PY) -m ops.dlq
 DLQ_ENV = $(or $(ENV),local)
 DLQ_TARGET = $(if $(STACK),--stack $(STACK),$(if $(filter-out local,$(DLQ_ENV)),--config-env $(DLQ_ENV),)) \
   $(if $(PROFILE),--profile $(PROFILE),) --max-messages $(or $(MAX),100)

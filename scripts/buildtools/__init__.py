@@ -1,1 +1,1 @@
-"""Build steps: bytecode Lambda can use (compile_bytecode.py) and the Python 3.13 finder."""
+"""Build and deploy steps: Lambda-ready bytecode, the API's version hash, the Python 3.13 finder."""

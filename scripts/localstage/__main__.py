@@ -39,13 +39,14 @@ from locate import (
     find_stage,
     state_file_for,
 )
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from localstage.runtime import InvokeResult
 
-FIRST_SYNC_EVENT = {"action": "sync", "reason": "first sync of make local"}
+FIRST_SYNC_EVENT = manual_event("first sync of make local")
 EVENTS = REPO / "events"
 # Parameters the stage sets itself: the secret it creates, the upstream --vanta-url chooses.
 _STAGE_PARAMETERS = {"VantaSecretArn": "the stage creates it", "VantaApiBaseUrl": "use --vanta-url"}

@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 
 from localstage.cfn import (
     API_TYPES,
@@ -27,9 +27,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = [
+    "DEFAULT_ACCOUNT_ID",
     "DEFAULT_ENDPOINT_URL",
+    "DEFAULT_REGION",
+    "DEFAULT_STACK_NAME",
     "NO_VALUE",
     "Resolver",
+    "TemplateOptions",
     "check_overrides",
     "is_true",
     "merge_globals",
@@ -38,6 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_ENDPOINT_URL: Final = "http://127.0.0.1:5000"
+DEFAULT_STACK_NAME: Final = "vulnstats-local"
+DEFAULT_REGION: Final = "us-east-1"
+DEFAULT_ACCOUNT_ID: Final = "123456789012"  # the account moto answers for
 NO_VALUE: Final = object()  # what AWS::NoValue resolves to; removed from its container
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
@@ -617,16 +624,22 @@ def _resolve_parameters(
     return values, texts, unset
 
 
+class TemplateOptions(TypedDict, total=False):
+    """Where a template is read for: its parameter overrides and the local stack it becomes."""
+
+    overrides: Mapping[str, str] | None
+    stack_name: str  # DEFAULT_STACK_NAME
+    region: str  # DEFAULT_REGION
+    account_id: str  # DEFAULT_ACCOUNT_ID
+    endpoint_url: str  # DEFAULT_ENDPOINT_URL: the AWS emulator's, in SQS queue URLs
+
+
 def open_template(
     template_path: Path,
     *,
-    overrides: Mapping[str, str] | None = None,
-    stack_name: str = "vulnstats-local",
-    region: str = "us-east-1",
-    account_id: str = "123456789012",
-    endpoint_url: str = DEFAULT_ENDPOINT_URL,
     partial: bool = False,
     keep_conditional: bool = False,
+    **options: Unpack[TemplateOptions],
 ) -> Resolver:
     """A template's Resolver: parameters from their defaults, then `overrides`; resources whose
     Condition is false dropped. TemplateError names the parameter or resource that is wrong.
@@ -637,13 +650,14 @@ def open_template(
     `keep_conditional` keeps every resource, whatever its Condition says (a model comparing
     configurations reads resources the given parameters would not deploy).
     """
+    overrides = options.get("overrides") or {}
     template_path = Path(template_path).resolve()
     document = load_template(template_path)
     definitions = document.get("Parameters") or {}
     if not isinstance(definitions, dict):
         raise TemplateError("Parameters: not a mapping")
     parameters, parameter_texts, unset = _resolve_parameters(
-        definitions, overrides or {}, partial=partial
+        definitions, overrides, partial=partial
     )
     raw_resources: dict[str, Any] = document["Resources"]
     globals_section = document.get("Globals") or {}
@@ -654,10 +668,10 @@ def open_template(
             raise TemplateError(f"Resources.{logical_id}: needs a Type")
     context = Resolver(
         template_dir=template_path.parent,
-        stack_name=stack_name,
-        region=region,
-        account_id=account_id,
-        endpoint_url=endpoint_url,
+        stack_name=options.get("stack_name", DEFAULT_STACK_NAME),
+        region=options.get("region", DEFAULT_REGION),
+        account_id=options.get("account_id", DEFAULT_ACCOUNT_ID),
+        endpoint_url=options.get("endpoint_url", DEFAULT_ENDPOINT_URL),
         parameters=parameters,
         mappings=document.get("Mappings") or {},
         condition_defs=document.get("Conditions") or {},

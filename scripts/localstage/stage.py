@@ -290,6 +290,8 @@ class LocalStage:
 
     def first_sync(self, reason: str) -> None:
         """Run one full sync so the API reads real data; a StageError when it fails."""
+        # vulnstats.triggers.manual_event builds this event, but the tools that start private
+        # stages (performance_test.py, the load test) run without the layer on their path.
         result = self.invoke("SyncFunction", {"action": "sync", "reason": reason})
         if result.function_error:
             raise StageError(

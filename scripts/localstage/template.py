@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from localstage.cfn import API_TYPES, FUNCTION_TYPES, LAYER_TYPES, TemplateError
 from localstage.intrinsics import (
-    DEFAULT_ENDPOINT_URL,
     NO_VALUE,
     Resolver,
     is_true,
@@ -21,6 +20,8 @@ from localstage.spec import ApiRoute, FunctionSpec, ResourceSpec, ScheduleSpec, 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from pathlib import Path
+
+    from localstage.intrinsics import TemplateOptions
 
 __all__ = ["EMULATED_TYPES", "load_stack"]
 
@@ -428,15 +429,7 @@ class _Reader:
         return outputs
 
 
-def load_stack(
-    template_path: Path,
-    *,
-    overrides: Mapping[str, str] | None = None,
-    stack_name: str = "vulnstats-local",
-    region: str = "us-east-1",
-    account_id: str = "123456789012",
-    endpoint_url: str = DEFAULT_ENDPOINT_URL,
-) -> StackSpec:
+def load_stack(template_path: Path, **options: Unpack[TemplateOptions]) -> StackSpec:
     """Read a SAM template for a local run.
 
     Parameters come from their defaults and `overrides`; resources whose Condition is false are
@@ -445,14 +438,7 @@ def load_stack(
     under `endpoint_url` (the AWS emulator's). Raises TemplateError naming the resource and
     property for anything that cannot run locally.
     """
-    context = open_template(
-        template_path,
-        overrides=overrides,
-        stack_name=stack_name,
-        region=region,
-        account_id=account_id,
-        endpoint_url=endpoint_url,
-    )
+    context = open_template(template_path, **options)
     reader = _Reader(context, context.globals_section)
     functions = reader.functions()
     resources = reader.resources()
@@ -460,9 +446,9 @@ def load_stack(
     for warning in context.warnings:
         logger.warning("template: %s", warning)
     return StackSpec(
-        stack_name=stack_name,
-        region=region,
-        account_id=account_id,
+        stack_name=context.stack_name,
+        region=context.region,
+        account_id=context.account_id,
         parameters=context.parameter_texts,
         functions=functions,
         resources=resources,

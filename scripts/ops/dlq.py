@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from locate import LocateError, find_stage, samconfig_environment, stack_outputs
+from vulnstats.triggers import SUCCESS_STATUSES, InvalidTriggerError, parse_trigger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +35,6 @@ __all__ = [
 INSPECT_VISIBILITY_S: Final = 30
 REDRIVE_VISIBILITY_S: Final = 960
 RECEIVE_WAIT_S: Final = 1
-SUCCESS_STATUSES: Final = frozenset({"succeeded", "continuing"})
 _MAX_BATCH: Final = 10
 _MAX_EMPTY_RECEIVES: Final = 2
 
@@ -136,15 +136,10 @@ def _summary(body: Any) -> tuple[str, bool]:
     """A one-line description of the event, and whether it is a sync function event."""
     if not isinstance(body, dict):
         return f"not a JSON object: {str(body)[:80]!r}", False
-    if body.get("detail-type") == "Scheduled Event":
-        rules = ", ".join(str(r).rsplit("/", 1)[-1] for r in body.get("resources") or [])
-        return f"scheduled event {body.get('id')} at {body.get('time')} (rule {rules or '?'})", True
-    action = body.get("action")
-    if action == "continue":
-        return f"continuation {body.get('sequence')} of run {body.get('run_id')}", True
-    if action == "sync":
-        run = f" (run {body['run_id']})" if body.get("run_id") else ""
-        return f"manual start: {body.get('reason', 'manual start')!r}{run}", True
+    try:
+        return parse_trigger(body).describe(), True
+    except InvalidTriggerError:
+        pass
     if body.get("Type") == "Notification":
         return f"alarm notification: {body.get('Subject', '')!r}", False
     keys = ", ".join(sorted(str(k) for k in body)[:6])

@@ -1,31 +1,45 @@
-"""Where the functions are: names or ARNs, a CloudFormation stack's outputs, or the local stage."""
+"""Where the functions are: names or ARNs, a CloudFormation stack's outputs, or the local stage,
+and the targets (function, payload, configuration) resolved from the command line."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-from locate import StageInfo, local_session, stack_outputs
+from locate import StageInfo, local_session, local_stage, samconfig_environment, stack_outputs
 from perftest.errors import AccessDeniedError, GatewayError, UsageError
+from perftest.gateway import LambdaGateway
+from perftest.payloads import default_fixture, load_payload
 
 if TYPE_CHECKING:
-    from perftest.gateway import FunctionConfig, LambdaGateway
+    import argparse
+    from collections.abc import Callable, Iterator, Sequence
+
+    from localstage.stage import StageConfig
+    from perftest.gateway import FunctionConfig
     from perftest.payloads import Payload
 
 __all__ = [
     "Endpoint",
     "Target",
     "aws_clients",
+    "endpoint_for",
     "list_functions",
+    "resolve_targets",
     "split_qualifier",
     "stack_functions",
 ]
 
 _OUTPUT_SUFFIX: Final = "FunctionName"
+# Modes that change the measured function's configuration, which a version or alias cannot have.
+_CHANGES_CONFIGURATION: Final = ("cold", "sweep", "full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +163,173 @@ def list_functions(client: Any) -> dict[str, str]:
     if not names:
         raise UsageError("the endpoint lists no functions; name them with --function")
     return names
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def _private_config(findings: int) -> StageConfig:
+    # The local stage is heavy (moto, awslambdaric): imported only when a private one is needed.
+    from localstage.stage import StageConfig  # noqa: PLC0415
+    from localstage.vanta_data import Dataset  # noqa: PLC0415
+
+    return StageConfig.ephemeral(
+        stack_name="perftest-local",
+        dataset=Dataset(
+            seed=7,
+            vulnerability_count=findings,
+            asset_count=max(1, findings // 10),
+            remediation_count=findings // 2,
+            now=dt.datetime.now(dt.UTC),
+        ),
+    )
+
+
+@contextlib.contextmanager
+def endpoint_for(args: argparse.Namespace, say: Callable[[str], None]) -> Iterator[Endpoint]:
+    """Resolve where the functions are; may start (and stop) a private local stage."""
+    chosen = [
+        name
+        for name, given in (
+            ("--stack", args.stack),
+            ("--samconfig-env", args.samconfig_env),
+            ("--local", args.local),
+            ("--endpoint-url", args.endpoint_url),
+        )
+        if given
+    ]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one target among {', '.join(chosen)}")
+    if args.local:
+
+        def announce() -> None:
+            say(
+                "no local stage is running: starting a private one on free ports "
+                "(stopped at the end)"
+            )
+            say(f"first sync of {args.findings} findings so the API reads real data (not measured)")
+
+        with local_stage(
+            args.state_file,
+            lambda: _private_config(args.findings),
+            sync_reason="performance_test private stage",
+            announce=announce,
+            say=say,
+        ) as stage:
+            yield Endpoint.of_stage(stage)
+        return
+    if args.endpoint_url:
+        yield Endpoint(
+            kind="endpoint",
+            region=args.region or "us-east-1",
+            lambda_endpoint_url=args.endpoint_url,
+            cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+        )
+        return
+    stack, region = args.stack, args.region
+    if args.samconfig_env:
+        environment = samconfig_environment(args.samconfig_env, args.samconfig)
+        stack, region = environment.stack(), region or environment.region
+    if stack:
+        yield Endpoint(
+            kind="stack",
+            region=region,
+            profile=args.profile,
+            stack_name=stack,
+            cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+        )
+        return
+    if not args.function:
+        raise UsageError(
+            "nothing to measure: name functions (--function), a stack (--stack), a samconfig "
+            "environment (--samconfig-env) or the local stage (--local / --endpoint-url)"
+        )
+    yield Endpoint(
+        kind="functions",
+        region=region,
+        profile=args.profile,
+        cloudwatch_endpoint_url=args.cloudwatch_endpoint_url,
+    )
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _payload_overrides(items: Sequence[str]) -> tuple[dict[str, Path], Path | None]:
+    per_function: dict[str, Path] = {}
+    everyone: Path | None = None
+    for item in items:
+        name, sep, file = item.partition("=")
+        if sep:
+            per_function[name] = Path(file)
+        elif everyone is None:
+            everyone = Path(item)
+        else:
+            raise UsageError("--payload FILE without FUNCTION= may be given once")
+    return per_function, everyone
+
+
+def _candidates(
+    endpoint: Endpoint, session: Any, client: Any, wanted: Sequence[str]
+) -> dict[str, str]:
+    if endpoint.kind == "functions":
+        return {split_qualifier(name)[0].rsplit(":", 1)[-1]: name for name in wanted}
+    if endpoint.kind == "stack":
+        assert endpoint.stack_name is not None  # noqa: S101 - set for every stack endpoint
+        known = stack_functions(session, endpoint.stack_name)
+    elif endpoint.functions:
+        known = dict(endpoint.functions)
+    else:
+        known = list_functions(client)
+    if not wanted:
+        return known
+    chosen: dict[str, str] = {}
+    for name in wanted:
+        bare, qualifier = split_qualifier(name)
+        match = [label for label, physical in known.items() if bare in (label, physical)]
+        if not match:
+            raise UsageError(
+                f"unknown function {name!r}; this {endpoint.kind} target has: {', '.join(known)}"
+            )
+        label = match[0]
+        chosen[label] = f"{known[label]}:{qualifier}" if qualifier else known[label]
+    return chosen
+
+
+def resolve_targets(
+    args: argparse.Namespace, endpoint: Endpoint, client: Any, session: Any
+) -> list[Target]:
+    """Read every function's configuration and payload; nothing is changed here."""
+    gateway = LambdaGateway(client, waiter_delay_s=1 if endpoint.local else 2)
+    per_function, everyone = _payload_overrides(args.payload)
+    candidates = _candidates(endpoint, session, client, args.function)
+    unknown = set(per_function) - set(candidates) - set(candidates.values())
+    if unknown:
+        raise UsageError(
+            f"--payload names {', '.join(sorted(unknown))}, which is not measured here "
+            f"(measured: {', '.join(candidates)})"
+        )
+    targets = []
+    for label, name in candidates.items():
+        function, qualifier = split_qualifier(name)
+        if qualifier and args.mode in _CHANGES_CONFIGURATION:
+            raise UsageError(
+                f"{name}: a published version or alias cannot change its configuration, so "
+                f"{args.mode} cannot force cold starts on it; measure the unqualified function "
+                "($LATEST, same code after a SAM deploy) or use warm/concurrent/metrics"
+            )
+        config = gateway.configuration(function)
+        gateway.check_invoke(function, qualifier)
+        path = (
+            per_function.get(label)
+            or per_function.get(name)
+            or everyone
+            or default_fixture(label, name)
+        )
+        if path is None:
+            raise UsageError(
+                f"no default payload for {label}; pass --payload {label}=events/<file>.json"
+            )
+        payload: Payload = load_payload(path, function=label, allow_sync_runs=args.allow_sync_runs)
+        targets.append(Target(label, function, qualifier, gateway, payload, config))
+    return targets

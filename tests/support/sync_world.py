@@ -228,13 +228,14 @@ class World:
         )
         return [dict(item) for item in response["Items"]]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, attribute: str = "snapshot") -> dict[str, Any]:
+        """The latest stored snapshot (``snapshot_with_deactivated``: the other variant)."""
         item = self.dynamodb.get_item(
             TableName=self.table,
             Key={"pk": {"S": "STATS"}, "sk": {"S": "LATEST"}},
             ConsistentRead=True,
         )["Item"]
-        snapshot: dict[str, Any] = json.loads(item["snapshot"]["S"])
+        snapshot: dict[str, Any] = json.loads(item[attribute]["S"])
         return snapshot
 
     def keys(self, prefix: str) -> list[str]:
@@ -398,21 +399,21 @@ def expected_statistics(dataset: Dataset, now: datetime) -> dict[str, Any]:
                 on_time += done <= sla
         remediations[severity] = {
             "count": len(durations),
-            "mean_days_to_remediate": sum(durations) / len(durations) if durations else None,
-            "on_time_rate": on_time / with_sla if with_sla else None,
+            "meanDaysToRemediate": sum(durations) / len(durations) if durations else None,
+            "onTimeRate": on_time / with_sla if with_sla else None,
         }
     every = sum(1 for _ in dataset.iter_vulnerabilities())
     return {
         "open": len(open_findings),
         "deactivated": every - len(open_findings),
-        "no_sla": sum(1 for v in open_findings if v["remediateByDate"] is None),
-        "open_by_severity": by_severity,
-        "open_by_asset_type": dict(by_asset_type),
-        "open_by_integration": dict(by_integration),
-        "overdue_by_severity": overdue,
-        "due": {f"within_{days}_days": count for days, count in due.items()},
+        "noSla": sum(1 for v in open_findings if v["remediateByDate"] is None),
+        "openBySeverity": by_severity,
+        "openByAssetType": dict(by_asset_type),
+        "openByIntegration": dict(by_integration),
+        "overdueBySeverity": overdue,
+        "due": {f"within{days}Days": count for days, count in due.items()},
         "ageing": ageing,
-        "fixable": {"fixable": fixable, "not_fixable": len(open_findings) - fixable},
+        "fixable": {"fixable": fixable, "notFixable": len(open_findings) - fixable},
         "remediations": remediations,
     }
 
@@ -421,30 +422,30 @@ def assert_snapshot_is_exact(world: World, dataset: Dataset = DATA) -> None:
     stored = world.snapshot()
     expected = expected_statistics(dataset, world.now)
     assert stored["totals"]["open"] == expected["open"]
-    assert stored["totals"]["no_sla"] == expected["no_sla"]
+    assert stored["totals"]["noSla"] == expected["noSla"]
     assert stored["totals"]["deactivated"] == expected["deactivated"]
-    assert stored["open_by_severity"] == expected["open_by_severity"]
-    assert {k: v for k, v in stored["open_by_asset_type"].items() if v} == expected[
-        "open_by_asset_type"
-    ]
-    assert stored["open_by_integration"] == expected["open_by_integration"]
-    assert stored["overdue_by_severity"] == expected["overdue_by_severity"]
+    every = world.snapshot("snapshot_with_deactivated")["totals"]
+    assert every["open"] == expected["open"] + expected["deactivated"]
+    assert stored["openBySeverity"] == expected["openBySeverity"]
+    assert {k: v for k, v in stored["openByAssetType"].items() if v} == expected["openByAssetType"]
+    assert stored["openByIntegration"] == expected["openByIntegration"]
+    assert stored["overdueBySeverity"] == expected["overdueBySeverity"]
     assert stored["due"] == expected["due"]
     assert stored["ageing"] == expected["ageing"]
     assert stored["fixable"] == expected["fixable"]
     for severity, figures in expected["remediations"].items():
-        got = stored["remediations"]["by_severity"][severity]
+        got = stored["remediations"]["bySeverity"][severity]
         assert got["count"] == figures["count"], severity
-        if figures["mean_days_to_remediate"] is None:
-            assert got["mean_days_to_remediate"] is None
+        if figures["meanDaysToRemediate"] is None:
+            assert got["meanDaysToRemediate"] is None
         else:
-            assert got["mean_days_to_remediate"] == pytest.approx(
-                figures["mean_days_to_remediate"], abs=0.006
+            assert got["meanDaysToRemediate"] == pytest.approx(
+                figures["meanDaysToRemediate"], abs=0.006
             )
-        if figures["on_time_rate"] is None:
-            assert got["on_time_rate"] is None
+        if figures["onTimeRate"] is None:
+            assert got["onTimeRate"] is None
         else:
-            assert got["on_time_rate"] == pytest.approx(figures["on_time_rate"], abs=6e-5)
+            assert got["onTimeRate"] == pytest.approx(figures["onTimeRate"], abs=6e-5)
 
 
 def distinct_records(dataset: Dataset = DATA) -> Counter[str]:

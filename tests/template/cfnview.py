@@ -30,6 +30,7 @@ __all__ = [
     "load_template",
     "parameter_values",
     "references",
+    "rule_failures",
     "translate",
 ]
 
@@ -66,8 +67,12 @@ def load_template(path: Path = TEMPLATE_PATH) -> Template:
     return parsed
 
 
-def translate(template: Template) -> Template:
-    """Translate a SAM template to CloudFormation offline (local code folders become s3:// URIs)."""
+def translate(template: Template, parameter_values: Mapping[str, str] | None = None) -> Template:
+    """Translate a SAM template to CloudFormation offline (local code folders become s3:// URIs).
+
+    `parameter_values` are what CloudFormation hands the SAM transform on a deploy; SAM resolves
+    parameter references with them where it names resources (AutoPublishCodeSha256, for one).
+    """
     sam = copy.deepcopy(template)
     for resource in sam.get("Resources", {}).values():
         properties = resource.get("Properties", {})
@@ -77,7 +82,7 @@ def translate(template: Template) -> Template:
             properties["ContentUri"] = "s3://placeholder-bucket/layer.zip"
     translator = Translator({}, Parser(), boto_session=boto3.Session(region_name=REGION))
     translated: Template = translator.translate(
-        sam, parameter_values={}, get_managed_policy_map=lambda: {}
+        sam, parameter_values=dict(parameter_values or {}), get_managed_policy_map=lambda: {}
     )
     return translated
 
@@ -169,6 +174,72 @@ def evaluate_conditions(template: Template, values: Mapping[str, str]) -> dict[s
         raise ValueError(f"unsupported value function {key}")
 
     return {name: condition(name) for name in expressions}
+
+
+def rule_failures(template: Template, values: Mapping[str, str]) -> list[str]:
+    """AssertDescription of every assertion of `Rules` that refuses the given parameter values.
+
+    What CloudFormation checks before it creates or updates anything. Supports Fn::And, Fn::Or,
+    Fn::Not, Fn::Equals, Fn::Contains, Fn::EachMemberEquals and Fn::EachMemberIn over literals and
+    Ref (parameters and pseudo parameters); anything else raises ValueError, so an unsupported
+    construct can never pass silently.
+    """
+
+    def value(node: object) -> str | list[str]:
+        if isinstance(node, list):
+            return [as_text(item) for item in node]
+        if isinstance(node, bool | int | float | str):
+            return as_text(node)
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            if node["Ref"] not in values:
+                raise ValueError(f"Ref to {node['Ref']!r}: no such parameter value")
+            return values[node["Ref"]]
+        raise ValueError(f"unsupported rule value {node!r}")
+
+    def text(node: object) -> str:
+        found = value(node)
+        if not isinstance(found, str):
+            raise TypeError(f"a list where a string belongs: {node!r}")
+        return found
+
+    def strings(node: object) -> list[str]:
+        found = value(node)
+        if isinstance(found, str):
+            raise TypeError(f"a string where a list belongs: {node!r}")
+        return found
+
+    def truth(node: object) -> bool:
+        if not isinstance(node, dict) or len(node) != 1:
+            raise ValueError(f"not a rule function: {node!r}")
+        ((key, argument),) = node.items()
+        if key in {"Fn::And", "Fn::Or"}:
+            every = [truth(item) for item in argument]  # all evaluated: errors surface
+            return all(every) if key == "Fn::And" else any(every)
+        if key == "Fn::Not":
+            (inner,) = argument
+            return not truth(inner)
+        if key == "Fn::Equals":
+            left, right = argument
+            return text(left) == text(right)
+        if key == "Fn::Contains":
+            members, candidate = argument
+            return text(candidate) in strings(members)
+        if key == "Fn::EachMemberEquals":
+            members, expected = argument
+            return all(member == text(expected) for member in strings(members))
+        if key == "Fn::EachMemberIn":
+            members, allowed = argument
+            return set(strings(members)) <= set(strings(allowed))
+        raise ValueError(f"unsupported rule function {key}")
+
+    failures: list[str] = []
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not truth(rule["RuleCondition"]):
+            continue
+        for assertion in rule["Assertions"]:
+            if not truth(assertion["Assert"]):
+                failures.append(f"{name}: {assertion.get('AssertDescription', '')}".strip())
+    return failures
 
 
 # ---------------------------------------------------------------- resolving for given parameters

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.template]
 
-SECTION_ORDER: Final = ["Parameters", "Conditions", "Mappings", "Globals", "Resources", "Outputs"]
+SECTION_ORDER: Final = [
+    "Parameters",
+    "Rules",
+    "Conditions",
+    "Mappings",
+    "Globals",
+    "Resources",
+    "Outputs",
+]
 PARAMETERS_DOC: Final = REPO_ROOT / "README.md"
 SAMCONFIG: Final = REPO_ROOT / "samconfig.toml"
 DEPLOY_KEYS: Final = {

@@ -19,14 +19,17 @@ from api_fn.errors import (
     UnavailableError,
 )
 from api_fn.params import (
+    HISTORY_PARAMETERS,
+    STATS_PARAMETERS,
     check_known,
     parse_finding_listing,
     parse_history_days,
+    parse_include_deactivated,
     parse_runs_limit,
     parse_sync_reason,
 )
 from vulnstats.errors import StorageError
-from vulnstats.ports import RunStatus
+from vulnstats.ports import resumable_run
 from vulnstats.queries import InvalidCursorError, run_view
 
 if TYPE_CHECKING:
@@ -35,7 +38,14 @@ if TYPE_CHECKING:
     from api_fn.settings import ApiSettings
     from vulnstats.queries import ReadStore
 
-__all__ = ["NO_SYNC_MESSAGE", "ROUTES", "allowed_methods", "create_app", "prime"]
+__all__ = [
+    "NO_SYNC_MESSAGE",
+    "NO_VARIANT_MESSAGE",
+    "ROUTES",
+    "allowed_methods",
+    "create_app",
+    "prime",
+]
 
 # Every route: method, path in the OpenAPI document's syntax, and the _Api method serving it.
 # create_app registers exactly these, and docs/openapi.yaml must document exactly these.
@@ -53,9 +63,13 @@ ROUTES: Final = tuple((method, path) for method, path, _ in _ROUTE_TABLE)
 NO_SYNC_MESSAGE: Final = (
     "no sync has completed yet; statistics appear after the first successful run"
 )
+NO_VARIANT_MESSAGE: Final = (
+    "the latest snapshot was stored before includeDeactivated existed; the next sync run "
+    "stores one that includes deactivated findings"
+)
+# Which stored snapshot a request reads (see vulnstats.items.snapshot_from_item).
+_VARIANT: Final = {False: "snapshot", True: "snapshot_with_deactivated"}
 _JSON: Final = "application/json"
-# A latest run in one of these states is resumed by the next start (see vulnstats.sync).
-_RESUMABLE: Final = frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.ABANDONED})
 _COMPACT: Final = (",", ":")
 _LOG: Final = logging.getLogger(__name__)
 _ROUTE_PATTERNS: Final = tuple(
@@ -187,31 +201,37 @@ class _Api:
         return _json_response(200, payload, {"Cache-Control": "no-store"})
 
     def stats(self) -> Response[str]:
-        check_known(self.query(), ())
-        snapshot = self.reader.get_snapshot()
-        if snapshot is None:
+        variant = _VARIANT[parse_include_deactivated(self.query(), STATS_PARAMETERS)]
+        entry = self.reader.get_snapshot()
+        if entry is None:
             raise UnavailableError(NO_SYNC_MESSAGE)
+        if entry[variant] is None:
+            # Stored by the previous version: the statistics over every finding are not known.
+            raise NotFoundError(NO_VARIANT_MESSAGE)
         return self.cached(
             {
-                "runId": snapshot["run_id"],
-                "computedAt": snapshot["computed_at"],
-                "snapshot": snapshot["snapshot"],
+                "runId": entry["run_id"],
+                "computedAt": entry["computed_at"],
+                "snapshot": entry[variant],
             }
         )
 
     def stats_history(self) -> Response[str]:
         days = parse_history_days(self.query())
+        variant = _VARIANT[parse_include_deactivated(self.query(), HISTORY_PARAMETERS)]
         history = self.reader.snapshot_history(days)
         if not history and self.reader.get_snapshot() is None:
             raise UnavailableError(NO_SYNC_MESSAGE)
+        # Days stored before includeDeactivated existed have no such snapshot: left out.
         snapshots = [
             {
                 "day": entry["day"],
                 "runId": entry["run_id"],
                 "computedAt": entry["computed_at"],
-                "snapshot": entry["snapshot"],
+                "snapshot": entry[variant],
             }
             for entry in history
+            if entry[variant] is not None
         ]
         return self.cached({"days": days, "snapshots": snapshots})
 
@@ -262,17 +282,15 @@ class _Api:
         holder = self.reader.lock_holder(now)
         if holder is not None:
             raise ConflictError(f"sync run {holder} is in progress", runId=holder)
-        # The sync resumes the latest run if it failed or was abandoned (no lock holds it any
-        # more) instead of starting a new one: promise the id of the run that will really go on.
-        latest = next(iter(self.reader.latest_runs(1)), None)
-        if latest is not None and latest.status in _RESUMABLE:
-            run_id = latest.run_id
-        else:
-            run_id = self.new_run_id(now)
+        # The sync carries on the latest run if it failed or was abandoned (no lock holds it
+        # any more) instead of starting a new one: promise the id of the run that will go on.
+        resumed = resumable_run(next(iter(self.reader.latest_runs(1)), None))
+        run_id = self.new_run_id(now) if resumed is None else resumed.run_id
         from vulnstats.invoker import InvokeError  # noqa: PLC0415 - POST /sync only
+        from vulnstats.triggers import manual_event  # noqa: PLC0415 - POST /sync only
 
         try:
-            self.starter()({"action": "sync", "reason": reason, "run_id": run_id})
+            self.starter()(manual_event(reason, run_id))
         except InvokeError:
             self.log.exception("could not start the sync function", extra={"run_id": run_id})
             raise UnavailableError("could not start a sync run; try again later") from None

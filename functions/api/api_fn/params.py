@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from api_fn.errors import BadRequestError
 from vulnstats.models import AssetType, Severity
 from vulnstats.queries import FindingFilter
+from vulnstats.triggers import MAX_REASON
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -21,10 +22,12 @@ __all__ = [
     "HISTORY_PARAMETERS",
     "MAX_REASON",
     "RUNS_PARAMETERS",
+    "STATS_PARAMETERS",
     "FindingListing",
     "check_known",
     "parse_finding_listing",
     "parse_history_days",
+    "parse_include_deactivated",
     "parse_runs_limit",
     "parse_sync_reason",
 ]
@@ -35,7 +38,6 @@ DEFAULT_HISTORY_DAYS: Final = 30
 MAX_DAYS: Final = 365
 DEFAULT_RUNS_LIMIT: Final = 20
 MAX_RUNS_LIMIT: Final = 100
-MAX_REASON: Final = 500
 MAX_TEXT: Final = 256
 DEFAULT_REASON: Final = "requested through the API"
 
@@ -63,7 +65,8 @@ def _shown(raw: str) -> str:
     return f"{raw[:_SHOWN_CHARS]!r}... ({len(raw)} characters)"
 
 
-HISTORY_PARAMETERS: Final = frozenset({"days"})
+STATS_PARAMETERS: Final = frozenset({"includeDeactivated"})
+HISTORY_PARAMETERS: Final = frozenset({"days", "includeDeactivated"})
 RUNS_PARAMETERS: Final = frozenset({"limit"})
 
 
@@ -179,6 +182,11 @@ def parse_history_days(raw: Mapping[str, str] | None) -> int:
     """``days`` of ``GET /stats/history`` (1..365, default 30)."""
     params = check_known(raw, HISTORY_PARAMETERS)
     return _integer(params, "days", DEFAULT_HISTORY_DAYS, 1, MAX_DAYS)
+
+
+def parse_include_deactivated(raw: Mapping[str, str] | None, known: Collection[str]) -> bool:
+    """``includeDeactivated`` (true or false, default false) of a route knowing ``known``."""
+    return bool(_boolean(check_known(raw, known), "includeDeactivated"))
 
 
 def parse_runs_limit(raw: Mapping[str, str] | None) -> int:

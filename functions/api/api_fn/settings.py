@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from lambdakit.settings import env, in_range, parse_int, parse_str, settings
+from typing import Final
 
-__all__ = ["ApiSettings"]
+from lambdakit.settings import env, in_range, parse_float, parse_int, parse_str, settings
+
+__all__ = ["DYNAMODB_CLIENTS", "ApiSettings"]
+
+# "http": vulnstats.dynamo_http (no botocore on the read path, the default); "botocore": the
+# cached botocore client, kept as an escape hatch and for A/B comparisons.
+DYNAMODB_CLIENTS: Final = ("http", "botocore")
+
+
+def _parse_dynamodb_client(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in DYNAMODB_CLIENTS:
+        raise ValueError(f"{raw!r} is not one of {', '.join(DYNAMODB_CLIENTS)}")
+    return value
 
 
 @settings
@@ -17,6 +30,15 @@ class ApiSettings:
     sync_function_name: str = env("SYNC_FUNCTION_NAME", parse_str)
     cache_ttl_seconds: int = env(
         "CACHE_TTL_SECONDS", in_range(parse_int, minimum=0, maximum=3600), default=300
+    )
+    dynamodb_client: str = env("DYNAMODB_CLIENT", _parse_dynamodb_client, default="http")
+    # Timeouts of the http client's connection set-up (TCP and TLS) and of each read; the same
+    # defaults as the botocore clients (lambdakit.clients.ClientOptions).
+    dynamodb_connect_timeout: float = env(
+        "DYNAMODB_CONNECT_TIMEOUT", in_range(parse_float, minimum=0.05, maximum=30.0), default=2.0
+    )
+    dynamodb_read_timeout: float = env(
+        "DYNAMODB_READ_TIMEOUT", in_range(parse_float, minimum=0.05, maximum=60.0), default=10.0
     )
     # Set by Lambda: "on-demand", "provisioned-concurrency" or "snap-start".
     initialization_type: str = env("AWS_LAMBDA_INITIALIZATION_TYPE", parse_str, default="on-demand")

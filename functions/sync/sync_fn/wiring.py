@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
 from vulnstats.archive import S3Archive
 from vulnstats.dynamo import DynamoStore
 from vulnstats.invoker import AsyncInvoker, continuation_starter
@@ -12,10 +18,48 @@ from vulnstats.sync import SyncConfig, SyncEngine
 from vulnstats.vanta import VantaClient, VantaClientConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lambdakit.metrics import MetricSink
     from sync_fn.settings import SyncSettings
+    from vulnstats.triggers import Trigger
 
-__all__ = ["build_engine"]
+__all__ = ["build_engine", "once_per_key"]
+
+type Runner = Callable[[Trigger, Any], dict[str, Any]]
+
+
+def once_per_key(settings: SyncSettings, run: Runner) -> Runner:
+    """``run`` made idempotent on the trigger's idempotency key.
+
+    Powertools keeps a record per key in the state table (its own partition, expired by the
+    table's TTL): a second delivery of the same key gets the first one's answer, or
+    IdempotencyAlreadyInProgressError while the first still runs.
+    """
+    config = IdempotencyConfig(
+        event_key_jmespath="key", expires_after_seconds=settings.idempotency_ttl_seconds
+    )
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.table_name,
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value="IDEMPOTENCY#sync",
+        expiry_attr="ttl",
+    )
+
+    def keyed(*, request: dict[str, str], trigger: Trigger, context: Any) -> dict[str, Any]:
+        return run(trigger, context)
+
+    # Powertools' decorator is untyped: keep the wrapped function's signature for mypy.
+    once: Callable[..., dict[str, Any]] = idempotent_function(
+        data_keyword_argument="request", persistence_store=persistence, config=config
+    )(keyed)
+
+    def run_once(trigger: Trigger, context: Any) -> dict[str, Any]:
+        config.register_lambda_context(context)
+        return once(request={"key": trigger.idempotency_key}, trigger=trigger, context=context)
+
+    return run_once
 
 
 def build_engine(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 __all__ = [
+    "awsjson",
     "breaker",
     "clients",
     "coldstart",

@@ -143,6 +143,10 @@ class DynamoStore:
     def _call[R](self, operation: str, fn: Callable[..., R], /, **kwargs: Any) -> R:
         try:
             return fn(TableName=self.table_name, **kwargs)
+        except StorageError:
+            # The botocore-free client (vulnstats.dynamo_http) maps its errors itself; catching
+            # them first also keeps the clause below from importing botocore to match them.
+            raise
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._error(operation, exc) from exc
 
@@ -416,15 +420,24 @@ class DynamoStore:
     # ----- SnapshotStore and the API's reads -----
 
     def put_snapshot(
-        self, snapshot: Mapping[str, Any], *, run_id: str, computed_at: datetime
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        run_id: str,
+        computed_at: datetime,
+        with_deactivated: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store as latest and as the entry of computed_at's UTC day."""
-        for item in snapshot_items(snapshot, run_id=run_id, computed_at=computed_at):
+        """Store as latest and as the entry of computed_at's UTC day (both variants)."""
+        items = snapshot_items(
+            snapshot, run_id=run_id, computed_at=computed_at, with_deactivated=with_deactivated
+        )
+        for item in items:
             self._call("PutItem", self.client.put_item, Item=item)
 
     def get_snapshot(self, day: date | str | None = None) -> dict[str, Any] | None:
         """The latest snapshot (``day`` None) or that of one UTC day, as
-        ``{"day", "run_id", "computed_at", "snapshot"}``; None when there is none."""
+        ``{"day", "run_id", "computed_at", "snapshot", "snapshot_with_deactivated"}``; None
+        when there is none."""
         item = self._get("GetItem", snapshot_key(day))
         return None if item is None else snapshot_from_item(item)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from lambdakit.clients import get_client
 from lambdakit.lazy import lazy_import
 from vulnstats.errors import VulnStatsError
+from vulnstats.triggers import continuation_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -52,6 +53,6 @@ def continuation_starter(invoker: Callable[[Mapping[str, Any]], str]) -> Callabl
     """The sync engine's ``start_continuation``: a ``continue`` event for run and sequence."""
 
     def start(run_id: str, sequence: int) -> None:
-        invoker({"action": "continue", "run_id": run_id, "sequence": sequence})
+        invoker(continuation_event(run_id, sequence))
 
     return start

@@ -41,6 +41,7 @@ __all__ = [
     "PK_RUN",
     "PK_STATS",
     "REMDATE",
+    "SNAPSHOT_WITH_DEACTIVATED",
     "AttributeValue",
     "Item",
     "asset_from_item",
@@ -82,6 +83,8 @@ REMDATE: Final = "REMDATE"
 NO_DEADLINE: Final = "~"
 _LATEST: Final = "LATEST"
 _DAY_PREFIX: Final = "DAY#"
+# The snapshot that counts deactivated findings as open (absent from items written before it).
+SNAPSHOT_WITH_DEACTIVATED: Final = "snapshot_with_deactivated"
 _COMPACT: Final = (",", ":")
 
 
@@ -379,15 +382,25 @@ def last_complete_from_item(item: Mapping[str, Any]) -> LastComplete:
     )
 
 
+def _snapshot_json(snapshot: Mapping[str, Any]) -> str:
+    return json.dumps(snapshot, separators=_COMPACT, ensure_ascii=False, sort_keys=True)
+
+
 def snapshot_items(
-    snapshot: Mapping[str, Any], *, run_id: str, computed_at: datetime
+    snapshot: Mapping[str, Any],
+    *,
+    run_id: str,
+    computed_at: datetime,
+    with_deactivated: Mapping[str, Any] | None = None,
 ) -> Sequence[Item]:
     """The latest item and the item of computed_at's UTC day, with the same content."""
     body = {
-        "snapshot": json.dumps(snapshot, separators=_COMPACT, ensure_ascii=False, sort_keys=True),
+        "snapshot": _snapshot_json(snapshot),
         "computed_at": format_datetime(computed_at),
         "run_id": run_id,
     }
+    if with_deactivated is not None:
+        body[SNAPSHOT_WITH_DEACTIVATED] = _snapshot_json(with_deactivated)
     return [
         to_item({"pk": PK_STATS, "sk": snapshot_sort_key(day), **body})
         for day in (None, computed_at)
@@ -395,12 +408,28 @@ def snapshot_items(
 
 
 def snapshot_from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"day": "YYYY-MM-DD" or None (latest), "run_id", "computed_at" (ISO), "snapshot"}``."""
+    """``{"day": "YYYY-MM-DD" or None (latest), "run_id", "computed_at" (ISO), "snapshot",
+    "snapshot_with_deactivated"}``, both snapshots in the current schema (the second None for
+    an item written before it existed)."""
     values = from_item(item)
     sort_key = str(values["sk"])
+    with_deactivated = values.get(SNAPSHOT_WITH_DEACTIVATED)
     return {
         "day": sort_key.removeprefix(_DAY_PREFIX) if sort_key.startswith(_DAY_PREFIX) else None,
         "run_id": values["run_id"],
         "computed_at": values["computed_at"],
-        "snapshot": json.loads(values["snapshot"]),
+        "snapshot": _current_snapshot(values["snapshot"]),
+        "snapshot_with_deactivated": (
+            None if with_deactivated is None else _current_snapshot(with_deactivated)
+        ),
     }
+
+
+def _current_snapshot(text: str) -> dict[str, Any]:
+    snapshot: dict[str, Any] = json.loads(text)
+    if "schema_version" in snapshot:
+        # Stored by a version before the camelCase schema: only such reads load the renaming.
+        from vulnstats.stats import upgrade_snapshot  # noqa: PLC0415
+
+        return upgrade_snapshot(snapshot)
+    return snapshot

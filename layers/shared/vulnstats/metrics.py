@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
+# Emitted by lambdakit on every function (pings excluded); lambdakit owns the names.
+from lambdakit.metrics import TOOLKIT_METRICS
+
 __all__ = [
     "API_METRICS",
     "NAMESPACE_DEFAULT",
@@ -19,18 +22,6 @@ __all__ = [
 ]
 
 NAMESPACE_DEFAULT: Final = "VulnStats"
-
-# Emitted by lambdakit on every function (pings excluded).
-TOOLKIT_METRICS: Final = frozenset(
-    {
-        "ColdStart",  # 1 on the first real invocation of an execution environment
-        "RealInvocations",  # every invocation that is not a warming ping
-        "WarmingPings",  # warming pings answered by the warm guard
-        "UpstreamRetries",  # retries made by lambdakit.retry
-        "CircuitOpened",  # circuit breaker state change to open
-        "CircuitClosed",  # circuit breaker state change to closed
-    }
-)
 
 SYNC_METRICS: Final = frozenset(
     {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +26,7 @@ __all__ = [
     "SnapshotStore",
     "StateItem",
     "StateStore",
+    "resumable_run",
 ]
 
 
@@ -46,6 +47,10 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABANDONED = "abandoned"  # its worker died; found by a later start after the lock lease expired
+
+
+# A latest run in one of these states is carried on by the next start, not replaced by a new one.
+_RESUMABLE: Final = frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.ABANDONED})
 
 
 type Record = Vulnerability | Remediation | Asset
@@ -152,6 +157,19 @@ class LastComplete:
     remediations_retry_from: datetime | None = None
 
 
+def resumable_run(latest: RunRecord | None) -> RunRecord | None:
+    """The run a new start carries on from its checkpoint, or None to start a new run.
+
+    The latest run is carried on unless it succeeded: a failed run resumes where it stopped, and
+    one still marked running whose lock lease has expired (its worker died) is taken over. The
+    sync engine decides with this, and the API with it promises the run id that will really go
+    on. A start never joins a live run: the run lock refuses it first.
+    """
+    if latest is not None and latest.status in _RESUMABLE:
+        return latest
+    return None
+
+
 class RunInProgressError(Exception):
     """Another run holds the lock; ``holder`` is its run id."""
 
@@ -237,9 +255,15 @@ class SnapshotStore(Protocol):
     """Statistics snapshots: the latest, and one per day for trends."""
 
     def put_snapshot(
-        self, snapshot: Mapping[str, Any], *, run_id: str, computed_at: datetime
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        run_id: str,
+        computed_at: datetime,
+        with_deactivated: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store as latest and as the entry of computed_at's UTC day."""
+        """Store as latest and as the entry of computed_at's UTC day; ``with_deactivated`` is
+        the same snapshot counting deactivated findings as open (the API's includeDeactivated)."""
         ...
 
 

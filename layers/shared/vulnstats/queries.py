@@ -276,7 +276,8 @@ class ReadStore(Protocol):
         ...
 
     def get_snapshot(self, day: str | None = None) -> dict[str, Any] | None:
-        """The latest snapshot, ``{"day", "run_id", "computed_at", "snapshot"}``, or None."""
+        """The latest snapshot, ``{"day", "run_id", "computed_at", "snapshot",
+        "snapshot_with_deactivated"}`` (see ``items.snapshot_from_item``), or None."""
         ...
 
     def snapshot_history(self, days: int, today: Any = None) -> list[dict[str, Any]]:

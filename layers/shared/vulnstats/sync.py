@@ -11,7 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from lambdakit.metrics import NullMetricSink
 from vulnstats.errors import DeadlineExceededError, InvalidRecordError, VantaError
@@ -31,8 +31,15 @@ from vulnstats.ports import (
     RunRecord,
     RunStatus,
     StateItem,
+    resumable_run,
 )
 from vulnstats.stats import SnapshotAggregator
+from vulnstats.triggers import (
+    ContinuationTrigger,
+    InvocationStatus,
+    ManualTrigger,
+    ScheduledTrigger,
+)
 from vulnstats.vanta import remediation_window_start
 
 if TYPE_CHECKING:
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
     from lambdakit.metrics import MetricSink
     from vulnstats.models import Entity
     from vulnstats.ports import Archive, RunStore, SnapshotStore, StateStore
+    from vulnstats.triggers import Trigger
     from vulnstats.vanta import ClientStats, Page
 
 __all__ = ["RunOutcome", "SyncConfig", "SyncEngine", "Upstream", "new_run_id"]
@@ -65,8 +73,6 @@ _METRIC_OF_COUNT: Final = {
     "quarantined": "RecordsQuarantined",
     "retries": "SyncRetries",
 }
-
-type Status = Literal["succeeded", "continuing", "failed", "refused", "stale"]
 
 
 class Upstream(Protocol):
@@ -123,11 +129,21 @@ class SyncConfig:
 class RunOutcome:
     """What one invocation did, for the handler's answer and log line."""
 
-    status: Status
+    status: InvocationStatus
     run_id: str | None
     message: str
     counts: Counts = field(default_factory=Counts)  # this invocation's share
     run_counts: Counts = field(default_factory=Counts)  # the whole run's so far
+
+    def to_answer(self) -> dict[str, Any]:
+        """The sync function's JSON answer (what the DLQ tool and the local stage read)."""
+        return {
+            "status": self.status.value,
+            "run_id": self.run_id,
+            "message": self.message,
+            "counts": self.counts.to_dict(),
+            "run_counts": self.run_counts.to_dict(),
+        }
 
 
 def new_run_id(now: datetime) -> str:
@@ -175,22 +191,28 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ entry points
 
+    def handle(self, trigger: Trigger) -> RunOutcome:
+        """Start (schedule, person) or carry on (continuation) the run a trigger asks for."""
+        match trigger:
+            case ContinuationTrigger(run_id=run_id, sequence=sequence):
+                return self.resume(run_id, sequence)
+            case ManualTrigger(reason=reason, run_id=run_id):
+                return self.start(trigger.kind, reason, run_id)
+            case ScheduledTrigger():
+                return self.start(trigger.kind)
+
     def start(self, trigger: str, reason: str = "", run_id: str | None = None) -> RunOutcome:
         """Start a run (or resume the latest failed or abandoned one); refused while one runs."""
         now = self._clock()
-        latest = next(iter(self._runs.latest_runs(1)), None)
-        resumable = latest is not None and latest.status in (
-            RunStatus.RUNNING,
-            RunStatus.FAILED,
-            RunStatus.ABANDONED,
-        )
-        target = latest.run_id if resumable and latest is not None else None
-        lock_id = target or run_id or self._new_run_id(now)
+        latest = resumable_run(next(iter(self._runs.latest_runs(1)), None))
+        lock_id = latest.run_id if latest is not None else run_id or self._new_run_id(now)
         try:
             self._runs.acquire_lock(lock_id, now, self._config.lock_lease_seconds)
         except RunInProgressError as busy:
-            return RunOutcome("refused", busy.holder, f"sync run {busy.holder} is in progress")
-        if resumable and latest is not None:
+            return RunOutcome(
+                InvocationStatus.REFUSED, busy.holder, f"sync run {busy.holder} is in progress"
+            )
+        if latest is not None:
             # Its lease had expired (a dead worker) or it had failed: carry on from its checkpoint.
             # Taking it over starts a new continuation epoch, so a continuation event of the old
             # worker that arrives late is stale instead of joining this one.
@@ -221,10 +243,10 @@ class SyncEngine:
         """Carry on a run in a continuation invocation; a stale or replayed one does nothing."""
         run = self._runs.get_run(run_id)
         if run is None:
-            return RunOutcome("stale", run_id, f"no sync run {run_id}")
+            return RunOutcome(InvocationStatus.STALE, run_id, f"no sync run {run_id}")
         if run.status is not RunStatus.RUNNING or run.continuations != sequence:
             return RunOutcome(
-                "stale",
+                InvocationStatus.STALE,
                 run_id,
                 f"continuation {sequence} of run {run_id} is not current "
                 f"(status {run.status}, continuation {run.continuations})",
@@ -234,7 +256,9 @@ class SyncEngine:
                 run_id, self._clock(), self._config.lock_lease_seconds, renew=True
             )
         except RunInProgressError as busy:
-            return RunOutcome("refused", busy.holder, f"sync run {busy.holder} holds the lock")
+            return RunOutcome(
+                InvocationStatus.REFUSED, busy.holder, f"sync run {busy.holder} holds the lock"
+            )
         return self._execute(run)
 
     # ------------------------------------------------------------------ the run
@@ -254,7 +278,11 @@ class SyncEngine:
         finally:
             self._emit_metrics()
         return RunOutcome(
-            "succeeded", run.run_id, "run complete", counts=self._done, run_counts=run.counts
+            InvocationStatus.SUCCEEDED,
+            run.run_id,
+            "run complete",
+            counts=self._done,
+            run_counts=run.counts,
         )
 
     def _listing(self, run: RunRecord) -> RunRecord:
@@ -414,13 +442,20 @@ class SyncEngine:
         self._done = self._done.plus(deleted=deleted)
         for remediation in self._state.iter_remediations_since(now - _STATS_WINDOW):
             statistics.add_remediation(remediation)
-        snapshot = statistics.result()
-        self._snapshots.put_snapshot(snapshot, run_id=run.run_id, computed_at=now)
+        self._snapshots.put_snapshot(
+            statistics.result(),
+            run_id=run.run_id,
+            computed_at=now,
+            with_deactivated=statistics.result(include_deactivated=True),
+        )
+        # The run ends once its snapshot is stored: finishedAt is that moment, not the
+        # snapshot's computedAt (taken before the deletions and the statistics pass).
+        ended = self._clock()
         finished = replace(
             run,
             status=RunStatus.SUCCEEDED,
-            finished_at=now,
-            updated_at=now,
+            finished_at=ended,
+            updated_at=ended,
             checkpoint=Checkpoint(Phase.DONE),
             counts=run.counts.plus(deleted=deleted),
         )
@@ -429,7 +464,7 @@ class SyncEngine:
             LastComplete(
                 run.run_id,
                 run.started_at,
-                now,
+                ended,
                 remediations_retry_from=self._retry_from(run, run_date),
             )
         )
@@ -465,7 +500,7 @@ class SyncEngine:
             },
         )
         return RunOutcome(
-            "continuing",
+            InvocationStatus.CONTINUING,
             run.run_id,
             f"continuing at {run.checkpoint.phase} page {run.checkpoint.page_number}",
             counts=self._done,
@@ -482,7 +517,9 @@ class SyncEngine:
             "run failed; the next start resumes it from its checkpoint",
             extra={"run_id": run.run_id, "error": error, "checkpoint": run.checkpoint.to_dict()},
         )
-        return RunOutcome("failed", run.run_id, error, counts=self._done, run_counts=run.counts)
+        return RunOutcome(
+            InvocationStatus.FAILED, run.run_id, error, counts=self._done, run_counts=run.counts
+        )
 
     def _retries_so_far(self) -> int:
         """Upstream requests this invocation made beyond one per page and one per token."""

@@ -46,6 +46,7 @@ from schemathesis.specs.openapi.checks import (
 from stage_support import invoke_client, isolated_stage
 
 from localstage.vanta_data import Dataset
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -360,7 +361,7 @@ def _sync(stage: LocalStage, reason: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while True:
         answer = client.invoke(
-            FunctionName="SyncFunction", Payload=json.dumps({"action": "sync", "reason": reason})
+            FunctionName="SyncFunction", Payload=json.dumps(manual_event(reason))
         )
         result: dict[str, Any] = json.loads(answer["Payload"].read())
         if result.get("status") != "refused" or time.monotonic() > deadline:

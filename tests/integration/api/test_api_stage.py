@@ -211,6 +211,35 @@ def test_stats_carry_cache_headers_and_answer_304(api: Callable[..., requests.Re
     assert again.headers["ETag"] == etag
 
 
+def test_stats_with_include_deactivated_count_every_finding_in_camel_case(
+    api: Callable[..., requests.Response],
+) -> None:
+    # given the stand-in's findings, some deactivated at the sync / when both variants are read
+    default = api("GET", "/stats").json()["snapshot"]
+    every = api("GET", "/stats", params={"includeDeactivated": "true"}).json()["snapshot"]
+    # then each counts its own population exactly, under camelCase field names
+    now = datetime.fromisoformat(default["computedAt"])
+    findings = _oracle_findings()
+    deactivated = sum(1 for v in findings if v.is_deactivated_at(now))
+    assert deactivated > 0  # the data set exercises the difference
+    assert default["totals"]["open"] == len(findings) - deactivated
+    assert every["totals"]["open"] == len(findings)
+    assert default["totals"]["deactivated"] == every["totals"]["deactivated"] == deactivated
+    assert (default["includesDeactivated"], every["includesDeactivated"]) == (False, True)
+    assert sum(every["openBySeverity"].values()) == len(findings)
+    assert set(default["remediations"]["all"]) == {
+        "count",
+        "meanDaysToRemediate",
+        "withSla",
+        "onTime",
+        "onTimeRate",
+    }
+    assert default["remediations"] == every["remediations"]
+    bad = api("GET", "/stats", params={"includeDeactivated": "1"})
+    assert bad.status_code == 400
+    assert bad.json()["parameter"] == "includeDeactivated"
+
+
 def test_history_lists_today_and_answers_304(api: Callable[..., requests.Response]) -> None:
     response = api("GET", "/stats/history", params={"days": "7"})
     assert response.status_code == 200

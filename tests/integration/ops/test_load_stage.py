@@ -10,6 +10,7 @@ from stage_support import isolated_stage
 
 from localstage.vanta_data import Dataset
 from perftest.load_test import HttpSender, Plan, discover_routes, main, run_load, summarise, warm_up
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,7 +33,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStage]:
     with isolated_stage(
         tmp_path_factory.mktemp("load-stage"), name="load-stage", dataset=DATA
     ) as running:
-        result = running.invoke("SyncFunction", {"action": "sync", "reason": "load test"})
+        result = running.invoke("SyncFunction", manual_event("load test"))
         assert result.function_error is None, result.payload
         yield running
 

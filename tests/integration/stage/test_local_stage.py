@@ -28,6 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
 
 REPO = Path(__file__).resolve().parents[3]
 EVENTS = REPO / "events"
+# What `make local` puts on the path: the tools and the layer whose sync contract they use.
+_TOOL_PATH = os.pathsep.join(str(REPO / part) for part in ("scripts", "layers/shared"))
 
 
 def _event(name: str) -> Any:
@@ -193,7 +195,7 @@ def test_second_stage_on_the_same_port_says_port_in_use(stage: LocalStage, tmp_p
 def test_make_local_command_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     # given `python -m localstage up` (what `make local` runs) on free ports
     state = tmp_path / "stage.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    env = {**os.environ, "PYTHONPATH": _TOOL_PATH}
     args = [sys.executable, "-m", "localstage", "up", "--state-file", str(state)]
     args += ["--api-port", "0", "--invoke-port", "0", "--moto-port", "0", "--vanta-port", "0"]
     args += ["--vulnerabilities", "50"]
@@ -223,7 +225,7 @@ def test_make_local_command_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    env = {**os.environ, "PYTHONPATH": _TOOL_PATH}
     return subprocess.run(
         [sys.executable, "-m", "localstage", *args],
         env=env,

@@ -14,6 +14,7 @@ from stage_support import invoke_client, isolated_stage
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset, Revision
+from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -150,7 +151,7 @@ def test_manual_start_while_a_run_is_going_is_refused(
         lambda_client.invoke(
             FunctionName="SyncFunction",
             InvocationType="Event",
-            Payload=json.dumps({"action": "sync", "reason": "long run"}),
+            Payload=json.dumps(manual_event("long run")),
         )
 
         def running() -> str | None:
@@ -199,7 +200,7 @@ def test_run_cut_into_continuations_by_a_tiny_time_budget_reaches_the_upstream_s
     )
     try:
         # when a run starts
-        first = _invoke(lambda_client, {"action": "sync", "reason": "continuations"})
+        first = _invoke(lambda_client, manual_event("continuations"))
         # then it hands over, and its continuations finish it
         assert first["status"] == "continuing", first
         run_id = first["run_id"]
@@ -236,7 +237,7 @@ def test_run_id_promised_by_post_sync_exists_when_a_failed_run_is_resumed(
         },
     )
     try:
-        failed = _invoke(lambda_client, {"action": "sync", "reason": "will fail"})
+        failed = _invoke(lambda_client, manual_event("will fail"))
     finally:
         _set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
     assert failed["status"] == "failed", failed

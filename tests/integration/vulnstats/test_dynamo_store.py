@@ -429,7 +429,12 @@ def test_given_snapshots_when_read_then_latest_day_and_history_oldest_first(
 ) -> None:
     for offset in (0, 1, 3, 9):
         computed = NOW - timedelta(days=offset)
-        store.put_snapshot({"open": 100 - offset}, run_id=f"run-{offset}", computed_at=computed)
+        store.put_snapshot(
+            {"open": 100 - offset},
+            run_id=f"run-{offset}",
+            computed_at=computed,
+            with_deactivated={"open": 200 - offset},
+        )
 
     latest = store.get_snapshot()
     day = store.get_snapshot(date(2026, 11, 21))
@@ -440,6 +445,7 @@ def test_given_snapshots_when_read_then_latest_day_and_history_oldest_first(
         "run_id": "run-9",
         "computed_at": "2026-11-13T06:00:00.000000Z",
         "snapshot": {"open": 91},
+        "snapshot_with_deactivated": {"open": 191},
     }
     assert day is not None
     assert day["snapshot"] == {"open": 99}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from api_fn.app import create_app
 from api_fn.settings import ApiSettings
-from vulnstats.items import from_item, state_item
+from vulnstats.items import from_item, snapshot_from_item, snapshot_items, state_item
 from vulnstats.models import AssetType, content_hash, parse_vulnerability
 from vulnstats.ports import StateItem
 from vulnstats.queries import (
@@ -72,7 +72,7 @@ class MemoryReadStore:
     """ReadStore in dicts, ordered like the table (by id) and gsi1 (by deadline, then id)."""
 
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # "LATEST" or a day
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # items by sort key
     runs: dict[str, RunRecord] = field(default_factory=dict)
     last: LastComplete | None = None
     lock: tuple[str, datetime] | None = None  # holder and lease end
@@ -89,11 +89,23 @@ class MemoryReadStore:
         values = finding_values(raw, asset_type)
         self.findings[values["sk"]] = values
 
-    def add_snapshot(self, snapshot: Mapping[str, Any], *, run_id: str, computed_at: str) -> None:
-        """Store a snapshot as latest and as its day's."""
-        entry = {"run_id": run_id, "computed_at": computed_at, "snapshot": dict(snapshot)}
-        self.snapshots["LATEST"] = {"day": None, **entry}
-        self.snapshots[computed_at[:10]] = {"day": computed_at[:10], **entry}
+    def add_snapshot(
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        run_id: str,
+        computed_at: datetime,
+        with_deactivated: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a snapshot as latest and as its day's, as the table items the sync writes."""
+        for item in snapshot_items(
+            snapshot, run_id=run_id, computed_at=computed_at, with_deactivated=with_deactivated
+        ):
+            self.add_snapshot_item(item)
+
+    def add_snapshot_item(self, item: Mapping[str, Any]) -> None:
+        """Store one snapshot item as it is (for items an earlier version wrote)."""
+        self.snapshots[item["sk"]["S"]] = dict(item)
 
     # ----- ReadStore -----
 
@@ -103,13 +115,13 @@ class MemoryReadStore:
 
     def get_snapshot(self, day: str | None = None) -> dict[str, Any] | None:
         self._read("get_snapshot")
-        found = self.snapshots.get(day or "LATEST")
-        return None if found is None else json.loads(json.dumps(found))
+        found = self.snapshots.get("LATEST" if day is None else f"DAY#{day}")
+        return None if found is None else snapshot_from_item(found)
 
     def snapshot_history(self, days: int, today: Any = None) -> list[dict[str, Any]]:
         self._read("snapshot_history")
-        daily = sorted(day for day in self.snapshots if day != "LATEST")
-        return [dict(self.snapshots[day]) for day in daily[-days:]]
+        daily = sorted(key for key in self.snapshots if key != "LATEST")
+        return [snapshot_from_item(self.snapshots[key]) for key in daily[-days:]]
 
     def list_findings(
         self, filters: FindingFilter, *, limit: int, cursor: str | None, now: datetime

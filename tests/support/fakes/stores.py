@@ -121,12 +121,19 @@ class MemorySnapshots:
     """SnapshotStore keeping every snapshot put."""
 
     latest: dict[str, Any] | None = None
+    latest_with_deactivated: dict[str, Any] | None = None
     days: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def put_snapshot(
-        self, snapshot: Mapping[str, Any], *, run_id: str, computed_at: datetime
+        self,
+        snapshot: Mapping[str, Any],
+        *,
+        run_id: str,
+        computed_at: datetime,
+        with_deactivated: Mapping[str, Any] | None = None,
     ) -> None:
         self.latest = dict(snapshot)
+        self.latest_with_deactivated = None if with_deactivated is None else dict(with_deactivated)
         self.days[f"{computed_at:%Y-%m-%d}"] = dict(snapshot)
 
 

@@ -12,27 +12,69 @@ from fakes.api_store import NOW, Api, make_api, raw_finding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api_fn.app import NO_SYNC_MESSAGE
+from api_fn.app import NO_SYNC_MESSAGE, NO_VARIANT_MESSAGE
 from api_fn.params import FINDING_PARAMETERS
 from vulnstats.errors import StorageError
 from vulnstats.invoker import InvokeError
-from vulnstats.models import AssetType
+from vulnstats.items import to_item
+from vulnstats.models import AssetType, parse_vulnerability
 from vulnstats.ports import LastComplete, RunRecord, RunStatus
+from vulnstats.stats import compute_snapshot
+from vulnstats.triggers import ManualTrigger, parse_trigger
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-SNAPSHOT = {"open": {"bySeverity": {"HIGH": 3}}, "overdue": {"HIGH": 1}}
+COMPUTED = NOW - timedelta(hours=3)
+FINDINGS = [
+    parse_vulnerability(raw_finding("v1", severity="HIGH")),
+    parse_vulnerability(
+        raw_finding(
+            "v2", severity="LOW", deactivateMetadata={"isVulnDeactivatedIndefinitely": True}
+        ),
+    ),
+]
+SNAPSHOT = compute_snapshot(FINDINGS, [], now=COMPUTED, run_id="20261122T060000Z-aaaa0001")
+WITH_DEACTIVATED = compute_snapshot(
+    FINDINGS, [], now=COMPUTED, run_id="20261122T060000Z-aaaa0001", include_deactivated=True
+)
+# What the previous version stored: schema 1, snake_case, no snapshot with deactivated findings.
+LEGACY_SNAPSHOT = {
+    "schema_version": 1,
+    "computed_at": "2026-11-21T06:10:00.000Z",
+    "run_id": "20261121T060000Z-aaaa0000",
+    "totals": {"open": 1, "deactivated": 0, "overdue": 0, "no_sla": 1},
+    "open_by_severity": {"LOW": 1, "MEDIUM": 0, "HIGH": 0, "CRITICAL": 0},
+    "open_by_integration": {"no_sla": 1},
+    "due": {"within_7_days": 0, "within_14_days": 0, "within_30_days": 0},
+    "fixable": {"fixable": 1, "not_fixable": 0},
+    "remediations": {
+        "window_start": "2026-08-23T06:10:00.000Z",
+        "window_end": "2026-11-21T06:10:00.000Z",
+        "by_severity": {"LOW": {"count": 2, "mean_days_to_remediate": 1.5, "on_time_rate": 0.5}},
+        "all": {"count": 2, "mean_days_to_remediate": 1.5, "with_sla": 2, "on_time": 1},
+    },
+}
+LEGACY_ITEM = to_item(
+    {
+        "pk": "STATS",
+        "sk": "DAY#2026-11-21",
+        "snapshot": json.dumps(LEGACY_SNAPSHOT),
+        "computed_at": "2026-11-21T06:10:00.000000Z",
+        "run_id": "20261121T060000Z-aaaa0000",
+    }
+)
 
 
 def _with_snapshot(api: Api) -> None:
-    api.store.add_snapshot(SNAPSHOT, run_id="20261122T060000Z-aaaa0001", computed_at="2026-11-22")
-    api.store.snapshots["2026-11-21"] = {
-        "day": "2026-11-21",
-        "run_id": "20261121T060000Z-aaaa0000",
-        "computed_at": "2026-11-21T06:10:00.000000Z",
-        "snapshot": {"open": {}},
-    }
+    # an older day stored by the previous version, then today's by this one
+    api.store.add_snapshot_item(LEGACY_ITEM)
+    api.store.add_snapshot(
+        SNAPSHOT,
+        run_id="20261122T060000Z-aaaa0001",
+        computed_at=COMPUTED,
+        with_deactivated=WITH_DEACTIVATED,
+    )
 
 
 def _run(run_id: str, status: RunStatus = RunStatus.SUCCEEDED) -> RunRecord:
@@ -134,10 +176,62 @@ def test_stats_serves_the_latest_snapshot_with_cache_headers(api: Api, load_even
     assert answer.status == 200
     assert answer.body == {
         "runId": "20261122T060000Z-aaaa0001",
-        "computedAt": "2026-11-22",
+        "computedAt": "2026-11-22T06:15:00.000000Z",
         "snapshot": SNAPSHOT,
     }
+    assert answer.body["snapshot"]["totals"] == {
+        "open": 1,
+        "deactivated": 1,
+        "overdue": 0,
+        "noSla": 0,
+    }
     assert answer.headers["cache-control"] == "public, max-age=120"
+
+
+def test_stats_with_include_deactivated_counts_deactivated_findings_as_open(api: Api) -> None:
+    _with_snapshot(api)
+    answer = api.call("GET", "/stats", query={"includeDeactivated": "true"})
+    assert answer.status == 200
+    snapshot = answer.body["snapshot"]
+    assert snapshot == WITH_DEACTIVATED
+    assert snapshot["includesDeactivated"] is True
+    assert snapshot["totals"] == {"open": 2, "deactivated": 1, "overdue": 0, "noSla": 0}
+    assert snapshot["openBySeverity"] == {"LOW": 1, "MEDIUM": 0, "HIGH": 1, "CRITICAL": 0}
+    # false is the default snapshot, and anything else is refused by name
+    assert api.call("GET", "/stats", query={"includeDeactivated": "false"}).body == (
+        api.call("GET", "/stats").body
+    )
+    bad = api.call("GET", "/stats", query={"includeDeactivated": "yes"})
+    assert bad.status == 400
+    assert bad.body["parameter"] == "includeDeactivated"
+
+
+def test_a_snapshot_stored_by_the_previous_version_is_served_in_camel_case(api: Api) -> None:
+    # given only the snake_case snapshot an earlier version stored
+    api.store.add_snapshot_item(LEGACY_ITEM)
+    api.store.add_snapshot_item(LEGACY_ITEM | {"sk": {"S": "LATEST"}})
+    # when /stats is asked
+    answer = api.call("GET", "/stats")
+    # then its figures come under the current names, data keys untouched
+    assert answer.status == 200
+    snapshot = answer.body["snapshot"]
+    assert snapshot["schemaVersion"] == 2
+    assert snapshot["includesDeactivated"] is False
+    assert snapshot["totals"]["noSla"] == 1
+    assert snapshot["openByIntegration"] == {"no_sla": 1}
+    assert snapshot["due"] == {"within7Days": 0, "within14Days": 0, "within30Days": 0}
+    assert snapshot["fixable"] == {"fixable": 1, "notFixable": 0}
+    assert snapshot["remediations"]["windowEnd"] == "2026-11-21T06:10:00.000Z"
+    assert snapshot["remediations"]["bySeverity"]["LOW"] == {
+        "count": 2,
+        "meanDaysToRemediate": 1.5,
+        "onTimeRate": 0.5,
+    }
+    assert snapshot["remediations"]["all"]["withSla"] == 2
+    # and the statistics over every finding, which it never computed, are a clear 404
+    variant = api.call("GET", "/stats", query={"includeDeactivated": "true"})
+    assert variant.status == 404
+    assert variant.body == {"message": NO_VARIANT_MESSAGE}
     assert answer.headers["etag"].startswith('"')
 
 
@@ -157,9 +251,8 @@ def test_stats_answers_304_when_the_etag_still_matches(api: Api) -> None:
 def test_etag_changes_when_a_new_snapshot_lands(api: Api) -> None:
     _with_snapshot(api)
     before = api.call("GET", "/stats").headers["etag"]
-    api.store.add_snapshot(
-        {"open": {}}, run_id="20261122T090000Z-bbbb0002", computed_at="2026-11-22"
-    )
+    newer = compute_snapshot(FINDINGS, [], now=NOW, run_id="20261122T090000Z-bbbb0002")
+    api.store.add_snapshot(newer, run_id="20261122T090000Z-bbbb0002", computed_at=NOW)
     after = api.call("GET", "/stats", headers={"If-None-Match": before})
     assert after.status == 200
     assert after.headers["etag"] != before
@@ -179,10 +272,19 @@ def test_history_lists_daily_snapshots_oldest_first(api: Api) -> None:
     assert answer.status == 200
     assert answer.body["days"] == 7
     assert [s["day"] for s in answer.body["snapshots"]] == ["2026-11-21", "2026-11-22"]
+    assert answer.body["snapshots"][0]["snapshot"]["totals"]["noSla"] == 1
     assert "etag" in answer.headers
     etag = answer.headers["etag"]
     cached = api.call("GET", "/stats/history", query={"days": "7"}, headers={"If-None-Match": etag})
     assert cached.status == 304
+
+
+def test_history_with_include_deactivated_leaves_out_days_stored_without_it(api: Api) -> None:
+    _with_snapshot(api)
+    answer = api.call("GET", "/stats/history", query={"days": "7", "includeDeactivated": "true"})
+    assert answer.status == 200
+    assert [s["day"] for s in answer.body["snapshots"]] == ["2026-11-22"]
+    assert answer.body["snapshots"][0]["snapshot"] == WITH_DEACTIVATED
 
 
 def test_history_defaults_to_30_days(api: Api) -> None:
@@ -400,8 +502,9 @@ def test_post_sync_starts_a_run_and_answers_202_with_its_id(api: Api, load_event
         "status": "accepted",
         "links": {"run": f"/sync/runs/{run_id}"},
     }
-    assert api.starter.events == [
-        {"action": "sync", "reason": "re-sync after the scanner outage", "run_id": run_id}
+    # the sync function reads the event as a manual start of exactly the promised run
+    assert [parse_trigger(event) for event in api.starter.events] == [
+        ManualTrigger(reason="re-sync after the scanner outage", run_id=run_id)
     ]
 
 

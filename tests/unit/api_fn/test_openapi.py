@@ -13,13 +13,20 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
 from api_fn.app import ROUTES
-from api_fn.params import FINDING_PARAMETERS, HISTORY_PARAMETERS, RUNS_PARAMETERS
-from vulnstats.models import AssetType
+from api_fn.params import (
+    FINDING_PARAMETERS,
+    HISTORY_PARAMETERS,
+    RUNS_PARAMETERS,
+    STATS_PARAMETERS,
+)
+from vulnstats.models import AssetType, parse_vulnerability
 from vulnstats.ports import LastComplete, RunRecord, RunStatus
+from vulnstats.stats import compute_snapshot
 
 REPO = Path(__file__).resolve().parents[3]
 SPEC: dict[str, Any] = yaml.safe_load((REPO / "docs" / "openapi.yaml").read_text())
 HANDLED_QUERY = {
+    ("GET", "/stats"): STATS_PARAMETERS,
     ("GET", "/stats/history"): HISTORY_PARAMETERS,
     ("GET", "/vulnerabilities"): FINDING_PARAMETERS,
     ("GET", "/sync/runs"): RUNS_PARAMETERS,
@@ -36,6 +43,16 @@ SAMPLES = {
     "includeDeactivated": "true",
     "limit": "5",
 }
+
+
+def _with_snapshot(api: Api) -> None:
+    findings = [parse_vulnerability(raw_finding("v1"))]
+    api.store.add_snapshot(
+        compute_snapshot(findings, [], now=NOW, run_id="r1"),
+        run_id="r1",
+        computed_at=NOW,
+        with_deactivated=compute_snapshot(findings, [], now=NOW, include_deactivated=True),
+    )
 
 
 def _operations() -> dict[tuple[str, str], dict[str, Any]]:
@@ -98,7 +115,7 @@ def test_documented_query_parameters_are_the_handled_ones() -> None:
 
 @pytest.mark.parametrize("route", sorted(HANDLED_QUERY))
 def test_every_documented_parameter_is_accepted(api: Api, route: tuple[str, str]) -> None:
-    api.store.add_snapshot({"open": {}}, run_id="r1", computed_at="2026-11-22")
+    _with_snapshot(api)
     for parameter in _parameters(_operations()[route]):
         if parameter["in"] != "query" or parameter["name"] == "cursor":
             continue
@@ -116,7 +133,7 @@ def test_every_route_documents_400_or_has_no_input_and_500() -> None:
 
 def test_answers_match_the_documented_schemas(api: Api) -> None:
     # given a store with a snapshot, a finding, a run, a last complete run
-    api.store.add_snapshot({"open": {}}, run_id="r1", computed_at="2026-11-22T06:00:00.000000Z")
+    _with_snapshot(api)
     api.store.add_finding(raw_finding("v1"), AssetType.SERVER)
     api.store.add_finding(raw_finding("v2", remediateByDate=None), None)
     api.store.runs["r1"] = RunRecord(

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from lambda_process import run_handler
 
+from vulnstats.triggers import manual_event
+
 REPO = Path(__file__).resolve().parents[3]
 
 SYNC_ENV = {
@@ -80,7 +82,7 @@ def test_sync_refuses_a_bad_event_loudly_so_it_reaches_the_dlq() -> None:
     ],
 )
 def test_sync_init_rejects_bad_settings(override: dict[str, str], expected: str) -> None:
-    answer = _run("sync_fn.handler", "sync", SYNC_ENV | override, {"action": "sync"})
+    answer = _run("sync_fn.handler", "sync", SYNC_ENV | override, manual_event())
     assert answer["init_error"] == "SettingsError"
     assert expected in answer["message"]
 

@@ -45,14 +45,17 @@ print(json.dumps({
     "hooks": [len(registry.before), len(registry.after)],
     "services_at_init": services_at_init,
     "new_client": handler.store.client is not client_at_init,
-    "store_uses_cache": handler.store.client is clients.get_client("dynamodb"),
+    "store_uses_cache": any(handler.store.client is c for c in clients._cache.clients.values()),
+    "client_type": type(handler.store.client).__name__,
     "draw": random.random(),
     "warmed": answer["warmed"],
 }))
 """
 
 
-def _restore(tmp_path: Path, initialization_type: str) -> dict[str, object]:
+def _restore(
+    tmp_path: Path, initialization_type: str, dynamodb_client: str = "http"
+) -> dict[str, object]:
     (tmp_path / "snapshot_restore_py.py").write_text(FAKE_REGISTRY)
     path = [tmp_path, REPO / "functions" / "api", REPO / "layers" / "shared"]
     proc = subprocess.run(
@@ -66,6 +69,7 @@ def _restore(tmp_path: Path, initialization_type: str) -> dict[str, object]:
             "TABLE_NAME": "state",
             "SYNC_FUNCTION_NAME": "sync",
             "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+            "DYNAMODB_CLIENT": dynamodb_client,
         },
         capture_output=True,
         text=True,
@@ -82,16 +86,26 @@ def test_a_restored_snapstart_copy_gets_new_clients_and_new_randomness(tmp_path:
     first = _restore(tmp_path, "snap-start")
     second = _restore(tmp_path, "snap-start")
 
-    # then init made the DynamoDB client only (no secret, no other service was reached for)
-    assert first["services_at_init"] == ["dynamodb"]
+    # then init made no botocore client at all (the read path's client is the http one)
+    assert first["services_at_init"] == []
     # and one hook of each kind was registered
     assert first["hooks"] == [1, 1]
-    # and after the restore the store uses a new client, the one the cache now holds
+    # and after the restore the store uses a new client (new connection, credentials re-read)
     assert first["new_client"] is True
-    assert first["store_uses_cache"] is True
+    assert first["client_type"] == "DynamoHttpClient"
     # and the copies draw different numbers although their snapshot state was the same
     assert first["draw"] != second["draw"]
     assert first["warmed"] is True
+
+
+def test_with_the_botocore_store_a_restore_rebinds_the_store_to_the_new_cached_client(
+    tmp_path: Path,
+) -> None:
+    answer = _restore(tmp_path, "snap-start", "botocore")
+    # init made the DynamoDB client only (no secret, no other service was reached for)
+    assert answer["services_at_init"] == ["dynamodb"]
+    assert answer["new_client"] is True
+    assert answer["store_uses_cache"] is True
 
 
 def test_an_on_demand_api_registers_no_hook(tmp_path: Path) -> None:

@@ -157,6 +157,18 @@ def test_given_end_of_init_when_finishing_then_collects_before_freezing(
     assert calls == ["collect", "freeze"]
 
 
+def test_given_a_lean_init_when_finishing_without_collecting_then_only_freezes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "collect", lambda *_: calls.append("collect"))
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+
+    finish_init(collect=False)
+
+    assert calls == ["freeze"]
+
+
 def test_given_end_of_init_when_finishing_for_real_then_objects_are_frozen() -> None:
     try:
         finish_init()

@@ -80,12 +80,6 @@ def test_given_lambdakit_sources_then_nothing_of_ours_is_imported() -> None:
             assert names & ours == set(), f"{path.name} imports {names & ours}"
 
 
-def test_given_toolkit_metric_names_then_they_equal_the_catalogue_in_vulnstats() -> None:
-    vulnstats_metrics = pytest.importorskip("vulnstats.metrics")
-
-    assert lambdakit.metrics.TOOLKIT_METRICS == vulnstats_metrics.TOOLKIT_METRICS
-
-
 def test_given_layer_built_like_sam_when_importing_from_python_dir_then_every_module_loads(
     tmp_path: Path,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localstage.apigw import (
+from localstage.apigw_proxy import (
     HttpRequest,
     InvalidProxyResponseError,
     RouteMatch,

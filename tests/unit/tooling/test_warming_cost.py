@@ -13,7 +13,8 @@ import pytest
 
 from locate import samconfig_environment
 from ops.aws_prices import LambdaPriceTable, PriceError, lambda_price_table
-from ops.warming_cost import (
+from ops.warming_cost import main
+from ops.warming_model import (
     Assumptions,
     CostInputError,
     StrategyEstimate,
@@ -21,7 +22,6 @@ from ops.warming_cost import (
     WarmingSettings,
     advise,
     load_profile,
-    main,
     provisioned_levels,
     read_settings,
     ticks_per_hour,

@@ -323,9 +323,12 @@ def test_given_a_last_complete_run_that_quarantined_remediations_then_its_window
 
 def test_given_a_snapshot_when_stored_then_latest_and_day_items_hold_the_same_content() -> None:
     computed = datetime(2026, 11, 22, 23, 30, tzinfo=timezone(timedelta(hours=-2)))
-    snapshot = {"open": {"CRITICAL": 3}, "mean_days": 1.25}
+    snapshot = {"schemaVersion": 2, "open": {"CRITICAL": 3}, "mean_days": 1.25}
+    with_deactivated = {"schemaVersion": 2, "open": {"CRITICAL": 4}, "mean_days": 1.25}
 
-    latest, day = snapshot_items(snapshot, run_id="r9", computed_at=computed)
+    latest, day = snapshot_items(
+        snapshot, run_id="r9", computed_at=computed, with_deactivated=with_deactivated
+    )
 
     assert latest["sk"] == {"S": "LATEST"}
     assert day["sk"] == {"S": "DAY#2026-11-23"}  # the UTC day
@@ -334,5 +337,9 @@ def test_given_a_snapshot_when_stored_then_latest_and_day_items_hold_the_same_co
         "run_id": "r9",
         "computed_at": "2026-11-23T01:30:00.000000Z",
         "snapshot": snapshot,
+        "snapshot_with_deactivated": with_deactivated,
     }
     assert snapshot_from_item(day)["day"] == "2026-11-23"
+    # an item stored without the second snapshot (an earlier version) reads as None
+    alone = snapshot_items(snapshot, run_id="r9", computed_at=computed)[0]
+    assert snapshot_from_item(alone)["snapshot_with_deactivated"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vulnstats.models import AssetType, Remediation, Severity, Vulnerability
-from vulnstats.stats import SnapshotAggregator, compute_snapshot
+from vulnstats.stats import SnapshotAggregator, compute_snapshot, upgrade_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -76,19 +77,20 @@ def test_empty_inputs_give_every_key_with_zero_counts_and_null_rates() -> None:
     # then every section is present, counts are zero and averages are null
     empty_figures = {
         "count": 0,
-        "mean_days_to_remediate": None,
-        "with_sla": 0,
-        "on_time": 0,
-        "on_time_rate": None,
+        "meanDaysToRemediate": None,
+        "withSla": 0,
+        "onTime": 0,
+        "onTimeRate": None,
     }
     assert snapshot == {
-        "schema_version": 1,
-        "computed_at": "2026-11-22T06:00:00.000Z",
-        "run_id": None,
-        "totals": {"open": 0, "deactivated": 0, "overdue": 0, "no_sla": 0},
-        "open_by_severity": zeros(),
-        "open_by_integration": {},
-        "open_by_asset_type": {
+        "schemaVersion": 2,
+        "computedAt": "2026-11-22T06:00:00.000Z",
+        "runId": None,
+        "includesDeactivated": False,
+        "totals": {"open": 0, "deactivated": 0, "overdue": 0, "noSla": 0},
+        "openBySeverity": zeros(),
+        "openByIntegration": {},
+        "openByAssetType": {
             "SERVER": 0,
             "SERVERLESS_FUNCTION": 0,
             "CONTAINER": 0,
@@ -99,14 +101,14 @@ def test_empty_inputs_give_every_key_with_zero_counts_and_null_rates() -> None:
             "WORKSTATION": 0,
             "UNKNOWN": 0,
         },
-        "overdue_by_severity": zeros(),
-        "due": {"within_7_days": 0, "within_14_days": 0, "within_30_days": 0},
+        "overdueBySeverity": zeros(),
+        "due": {"within7Days": 0, "within14Days": 0, "within30Days": 0},
         "ageing": {"0-30": 0, "31-90": 0, "91-180": 0, "181-365": 0, ">365": 0},
-        "fixable": {"fixable": 0, "not_fixable": 0},
+        "fixable": {"fixable": 0, "notFixable": 0},
         "remediations": {
-            "window_start": "2026-08-24T06:00:00.000Z",
-            "window_end": "2026-11-22T06:00:00.000Z",
-            "by_severity": dict.fromkeys(SEVERITY_NAMES, empty_figures),
+            "windowStart": "2026-08-24T06:00:00.000Z",
+            "windowEnd": "2026-11-22T06:00:00.000Z",
+            "bySeverity": dict.fromkeys(SEVERITY_NAMES, empty_figures),
             "all": empty_figures,
         },
     }
@@ -120,7 +122,7 @@ def test_severity_keys_keep_their_order_whatever_the_input_order() -> None:
     snapshot = snapshot_of(vulns)
 
     # then severities are listed LOW to CRITICAL, the missing ones as 0
-    assert list(snapshot["open_by_severity"].items()) == [
+    assert list(snapshot["openBySeverity"].items()) == [
         ("LOW", 1),
         ("MEDIUM", 0),
         ("HIGH", 0),
@@ -145,15 +147,15 @@ def test_open_findings_are_counted_by_severity_integration_asset_type_and_fixabi
 
     # then each breakdown adds up to the four, integrations sorted by id
     assert snapshot["totals"]["open"] == 4
-    assert snapshot["open_by_severity"] == {"LOW": 1, "MEDIUM": 0, "HIGH": 2, "CRITICAL": 1}
-    assert list(snapshot["open_by_integration"].items()) == [
+    assert snapshot["openBySeverity"] == {"LOW": 1, "MEDIUM": 0, "HIGH": 2, "CRITICAL": 1}
+    assert list(snapshot["openByIntegration"].items()) == [
         ("aws", 1),
         ("inspector", 1),
         ("snyk", 2),
     ]
-    assert snapshot["open_by_asset_type"]["SERVER"] == 3
-    assert snapshot["open_by_asset_type"]["CONTAINER"] == 1
-    assert snapshot["fixable"] == {"fixable": 2, "not_fixable": 2}
+    assert snapshot["openByAssetType"]["SERVER"] == 3
+    assert snapshot["openByAssetType"]["CONTAINER"] == 1
+    assert snapshot["fixable"] == {"fixable": 2, "notFixable": 2}
 
 
 def test_a_finding_without_asset_type_counts_as_unknown() -> None:
@@ -162,7 +164,7 @@ def test_a_finding_without_asset_type_counts_as_unknown() -> None:
     snapshot = snapshot_of([vuln(asset_type=None)])
 
     # then it is open under UNKNOWN and under no real type
-    by_type = snapshot["open_by_asset_type"]
+    by_type = snapshot["openByAssetType"]
     assert by_type["UNKNOWN"] == 1
     assert sum(by_type.values()) == 1
 
@@ -201,12 +203,12 @@ def test_deactivated_findings_are_excluded_until_their_deactivation_lapses(
         "open": expected,
         "deactivated": 1 - expected,
         "overdue": expected,
-        "no_sla": 0,
+        "noSla": 0,
     }
-    assert snapshot["open_by_severity"]["HIGH"] == expected
-    assert snapshot["overdue_by_severity"]["HIGH"] == expected
-    assert snapshot["open_by_integration"] == ({"snyk": 1} if is_open else {})
-    assert snapshot["open_by_asset_type"]["SERVER"] == expected
+    assert snapshot["openBySeverity"]["HIGH"] == expected
+    assert snapshot["overdueBySeverity"]["HIGH"] == expected
+    assert snapshot["openByIntegration"] == ({"snyk": 1} if is_open else {})
+    assert snapshot["openByAssetType"]["SERVER"] == expected
     assert snapshot["ageing"]["0-30"] == expected
     assert snapshot["fixable"]["fixable"] == expected
 
@@ -239,11 +241,11 @@ def test_deadline_decides_overdue_or_due_in_cumulative_windows(
 
     # then it is overdue, or due in every window that reaches its deadline
     assert snapshot["totals"]["overdue"] == overdue
-    assert snapshot["overdue_by_severity"] == {**zeros(), "CRITICAL": overdue}
+    assert snapshot["overdueBySeverity"] == {**zeros(), "CRITICAL": overdue}
     assert snapshot["due"] == {
-        "within_7_days": due_7,
-        "within_14_days": due_14,
-        "within_30_days": due_30,
+        "within7Days": due_7,
+        "within14Days": due_14,
+        "within30Days": due_30,
     }
 
 
@@ -267,9 +269,9 @@ def test_findings_without_sla_are_neither_overdue_nor_due_but_counted() -> None:
     snapshot = snapshot_of(vulns)
 
     # then the first is open, reported as no_sla, and in no deadline figure
-    assert snapshot["totals"] == {"open": 2, "deactivated": 0, "overdue": 0, "no_sla": 1}
-    assert snapshot["overdue_by_severity"] == zeros()
-    assert snapshot["due"]["within_30_days"] == 1
+    assert snapshot["totals"] == {"open": 2, "deactivated": 0, "overdue": 0, "noSla": 1}
+    assert snapshot["overdueBySeverity"] == zeros()
+    assert snapshot["due"]["within30Days"] == 1
 
 
 # ----- ageing -----
@@ -332,7 +334,7 @@ def test_only_remediations_of_the_last_90_days_are_counted(
     figures = snapshot_of(rems=[remediation])["remediations"]
 
     # then it is in the figures only inside the window, edges included
-    assert figures["by_severity"]["HIGH"]["count"] == int(counted)
+    assert figures["bySeverity"]["HIGH"]["count"] == int(counted)
     assert figures["all"]["count"] == int(counted)
 
 
@@ -366,28 +368,28 @@ def test_mean_time_to_remediate_and_on_time_rate_are_per_severity() -> None:
     figures = snapshot_of(rems=rems)["remediations"]
 
     # then HIGH took (10 + 20 + 1) / 3 days on average, 2 of 3 on time; CRITICAL 2 days, late
-    assert figures["by_severity"]["HIGH"] == {
+    assert figures["bySeverity"]["HIGH"] == {
         "count": 3,
-        "mean_days_to_remediate": 10.33,
-        "with_sla": 3,
-        "on_time": 2,
-        "on_time_rate": 0.6667,
+        "meanDaysToRemediate": 10.33,
+        "withSla": 3,
+        "onTime": 2,
+        "onTimeRate": 0.6667,
     }
-    assert figures["by_severity"]["CRITICAL"] == {
+    assert figures["bySeverity"]["CRITICAL"] == {
         "count": 1,
-        "mean_days_to_remediate": 2.0,
-        "with_sla": 1,
-        "on_time": 0,
-        "on_time_rate": 0.0,
+        "meanDaysToRemediate": 2.0,
+        "withSla": 1,
+        "onTime": 0,
+        "onTimeRate": 0.0,
     }
-    assert figures["by_severity"]["LOW"]["count"] == 0
-    assert figures["by_severity"]["LOW"]["on_time_rate"] is None
+    assert figures["bySeverity"]["LOW"]["count"] == 0
+    assert figures["bySeverity"]["LOW"]["onTimeRate"] is None
     assert figures["all"] == {
         "count": 4,
-        "mean_days_to_remediate": 8.25,
-        "with_sla": 4,
-        "on_time": 2,
-        "on_time_rate": 0.5,
+        "meanDaysToRemediate": 8.25,
+        "withSla": 4,
+        "onTime": 2,
+        "onTimeRate": 0.5,
     }
 
 
@@ -400,18 +402,18 @@ def test_remediations_without_deadline_count_for_time_but_not_for_on_time_rate()
     ]
 
     # when the snapshot is computed
-    by_severity = snapshot_of(rems=rems)["remediations"]["by_severity"]
+    by_severity = snapshot_of(rems=rems)["remediations"]["bySeverity"]
 
     # then MEDIUM has a mean time but no rate; LOW's rate is over the one with a deadline
     assert by_severity["MEDIUM"] == {
         "count": 1,
-        "mean_days_to_remediate": 10.0,
-        "with_sla": 0,
-        "on_time": 0,
-        "on_time_rate": None,
+        "meanDaysToRemediate": 10.0,
+        "withSla": 0,
+        "onTime": 0,
+        "onTimeRate": None,
     }
     assert by_severity["LOW"]["count"] == 2
-    assert by_severity["LOW"]["on_time_rate"] == 0.0
+    assert by_severity["LOW"]["onTimeRate"] == 0.0
 
 
 # ----- arguments, streaming, JSON -----
@@ -432,9 +434,9 @@ def test_now_in_another_timezone_is_reported_in_utc_with_z() -> None:
     snapshot = compute_snapshot([], [], now=now, run_id="run-7")
 
     # then its dates are the same instants written in UTC
-    assert snapshot["computed_at"] == "2026-11-22T06:00:00.000Z"
-    assert snapshot["run_id"] == "run-7"
-    assert snapshot["remediations"]["window_start"] == "2026-08-24T06:00:00.000Z"
+    assert snapshot["computedAt"] == "2026-11-22T06:00:00.000Z"
+    assert snapshot["runId"] == "run-7"
+    assert snapshot["remediations"]["windowStart"] == "2026-08-24T06:00:00.000Z"
 
 
 def mixed_records() -> tuple[list[Vulnerability], list[Remediation]]:
@@ -504,10 +506,15 @@ def test_snapshot_round_trips_through_json_unchanged() -> None:
 
 
 def naive_snapshot(
-    vulns: list[Vulnerability], rems: list[Remediation], now: datetime
+    vulns: list[Vulnerability],
+    rems: list[Remediation],
+    now: datetime,
+    *,
+    include_deactivated: bool = False,
 ) -> dict[str, Any]:
     """The snapshot computed the slow, obvious way: filtered lists, len and sum."""
-    live = [v for v in vulns if not v.is_deactivated_at(now)]
+    active = [v for v in vulns if not v.is_deactivated_at(now)]
+    live = vulns if include_deactivated else active
     with_deadline = [v for v in live if v.remediate_by_date is not None]
 
     def due_within(days: int) -> int:
@@ -531,14 +538,14 @@ def naive_snapshot(
         verdicts = [r.on_time for r in chosen if r.on_time is not None]
         return {
             "count": len(chosen),
-            "mean_days_to_remediate": (
+            "meanDaysToRemediate": (
                 round(sum(times, timedelta()) / (len(times) * timedelta(days=1)), 2)
                 if times
                 else None
             ),
-            "with_sla": len(verdicts),
-            "on_time": verdicts.count(True),
-            "on_time_rate": round(verdicts.count(True) / len(verdicts), 4) if verdicts else None,
+            "withSla": len(verdicts),
+            "onTime": verdicts.count(True),
+            "onTimeRate": round(verdicts.count(True) / len(verdicts), 4) if verdicts else None,
         }
 
     def iso(moment: datetime) -> str:
@@ -546,28 +553,29 @@ def naive_snapshot(
 
     integrations = sorted({v.integration_id for v in live})
     return {
-        "schema_version": 1,
-        "computed_at": iso(now),
-        "run_id": "run-1",
+        "schemaVersion": 2,
+        "computedAt": iso(now),
+        "runId": "run-1",
+        "includesDeactivated": include_deactivated,
         "totals": {
             "open": len(live),
-            "deactivated": len(vulns) - len(live),
+            "deactivated": len(vulns) - len(active),
             "overdue": len([v for v in live if v.is_overdue_at(now)]),
-            "no_sla": len(live) - len(with_deadline),
+            "noSla": len(live) - len(with_deadline),
         },
-        "open_by_severity": {s: len([v for v in live if v.severity == s]) for s in SEVERITY_NAMES},
-        "open_by_integration": {
+        "openBySeverity": {s: len([v for v in live if v.severity == s]) for s in SEVERITY_NAMES},
+        "openByIntegration": {
             i: len([v for v in live if v.integration_id == i]) for i in integrations
         },
-        "open_by_asset_type": {
+        "openByAssetType": {
             **{t.value: len([v for v in live if v.asset_type == t]) for t in AssetType},
             "UNKNOWN": len([v for v in live if v.asset_type is None]),
         },
-        "overdue_by_severity": {
+        "overdueBySeverity": {
             s: len([v for v in live if v.severity == s and v.is_overdue_at(now)])
             for s in SEVERITY_NAMES
         },
-        "due": {f"within_{d}_days": due_within(d) for d in (7, 14, 30)},
+        "due": {f"within{d}Days": due_within(d) for d in (7, 14, 30)},
         "ageing": {
             "0-30": len([a for a in ages if a <= 30]),
             "31-90": len([a for a in ages if 31 <= a <= 90]),
@@ -577,12 +585,12 @@ def naive_snapshot(
         },
         "fixable": {
             "fixable": len([v for v in live if v.is_fixable]),
-            "not_fixable": len([v for v in live if not v.is_fixable]),
+            "notFixable": len([v for v in live if not v.is_fixable]),
         },
         "remediations": {
-            "window_start": iso(start),
-            "window_end": iso(now),
-            "by_severity": {
+            "windowStart": iso(start),
+            "windowEnd": iso(now),
+            "bySeverity": {
                 s: figures([r for r in window if r.severity == s]) for s in SEVERITY_NAMES
             },
             "all": figures(window),
@@ -648,6 +656,72 @@ def test_snapshot_equals_a_naive_reference_on_random_records(
     # then it equals the obvious list-based computation, and is JSON
     assert snapshot == naive_snapshot(vulns, rems, NOW)
     assert json.loads(json.dumps(snapshot, allow_nan=False)) == snapshot
+
+
+@settings(max_examples=100, deadline=None)
+@given(vulns=st.lists(vulnerabilities, max_size=40), rems=st.lists(remediations(), max_size=20))
+def test_the_snapshot_with_deactivated_findings_equals_a_naive_reference(
+    vulns: list[Vulnerability], rems: list[Remediation]
+) -> None:
+    # given random findings, some deactivated at now
+    # when one pass computes both snapshots
+    aggregator = SnapshotAggregator(now=NOW, run_id="run-1")
+    for finding in vulns:
+        aggregator.add_vulnerability(finding)
+    for remediation in rems:
+        aggregator.add_remediation(remediation)
+    # then each equals the obvious computation over its own population
+    assert aggregator.result() == naive_snapshot(vulns, rems, NOW)
+    assert aggregator.result(include_deactivated=True) == naive_snapshot(
+        vulns, rems, NOW, include_deactivated=True
+    )
+
+
+def test_a_snapshot_stored_with_schema_1_reads_as_the_current_schema() -> None:
+    # given a snapshot as the previous version computed and stored it (snake_case)
+    now = NOW
+    findings = [
+        vuln(integration_id="no_sla"),  # an id that is also a schema 1 name stays as it is
+        vuln(severity=Severity.LOW, remediate_by_date=None),
+    ]
+    rems = [rem(), rem(severity=Severity.LOW, sla_deadline_date=None)]
+    current = compute_snapshot(findings, rems, now=now, run_id="run-1")
+    legacy = _as_schema_1(current)
+    # when it is read
+    upgraded = upgrade_snapshot(legacy)
+    # then it is the snapshot this version computes from the same records
+    assert upgraded == current
+    assert upgrade_snapshot(current) == current
+
+
+def _as_schema_1(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The snake_case document schema version 1 stored (integration ids are data)."""
+
+    def snake(name: str) -> str:
+        return re.sub(r"(?<=[a-z])(?=[A-Z0-9])|(?<=[0-9])(?=[A-Z])", "_", name).lower()
+
+    def walk(value: Any, data_keys: bool) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {
+            (key if data_keys else snake(key)): walk(inner, not data_keys and key in DATA_KEYED)
+            for key, inner in value.items()
+        }
+
+    legacy: dict[str, Any] = walk(snapshot, False)
+    del legacy["includes_deactivated"]
+    legacy["schema_version"] = 1
+    return legacy
+
+
+DATA_KEYED = {
+    "openBySeverity",
+    "openByIntegration",
+    "openByAssetType",
+    "overdueBySeverity",
+    "ageing",
+    "bySeverity",
+}
 
 
 # ----- constant memory and throughput -----

@@ -332,3 +332,29 @@ def test_retries_are_recorded_on_the_run_and_emitted_as_a_metric() -> None:
     assert run.counts.retries == run.counts.pages
     assert outcome.counts.retries == run.counts.pages
     assert world.metrics.total("SyncRetries") == run.counts.pages
+
+
+def test_a_run_finishes_when_its_snapshot_is_stored_not_when_finalize_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a deployment where storing the snapshot takes five seconds
+    world = World()
+    store = world.snapshots.put_snapshot
+
+    def slow_put(*args: Any, **kwargs: Any) -> None:
+        store(*args, **kwargs)
+        world.now += timedelta(seconds=5)
+
+    monkeypatch.setattr(world.snapshots, "put_snapshot", slow_put)
+    # when a run goes through
+    outcome = world.engine(FakeUpstream(_records(DATA))).start("scheduled")
+    # then the snapshot keeps its computation time, and the run (and /health's last
+    # successful sync) ends after it: both snapshots, with and without deactivated findings
+    run = world.runs.runs[outcome.run_id or ""]
+    assert world.snapshots.latest is not None
+    assert world.snapshots.latest["computedAt"] == "2025-01-01T12:00:00.000Z"
+    assert world.snapshots.latest_with_deactivated is not None
+    assert world.snapshots.latest_with_deactivated["includesDeactivated"] is True
+    assert run.finished_at == NOW + timedelta(seconds=5)
+    assert world.runs.last is not None
+    assert world.runs.last.finished_at == NOW + timedelta(seconds=5)

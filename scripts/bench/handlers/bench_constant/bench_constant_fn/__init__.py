@@ -1,0 +1,1 @@
+"""The runtime floor of the API benchmark: a handler that imports nothing."""
