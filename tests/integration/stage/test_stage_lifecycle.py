@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
 
 PORT_FLAGS = ("--api-port", "--invoke-port", "--moto-port", "--vanta-port")
+# What `make local` puts on the path of `python -m localstage`.
+TOOL_ENV = {"PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("scripts", "layers/shared"))}
 
 
 class StageProcess:
@@ -38,7 +40,7 @@ class StageProcess:
         for flag, port in zip(PORT_FLAGS, ports, strict=True):
             args += [flag, str(port)]
         args += ["--no-first-sync", *extra]
-        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+        env = {**os.environ, **TOOL_ENV}
         self.proc = subprocess.Popen(
             args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO
         )
@@ -166,7 +168,7 @@ def test_the_printed_aws_cli_example_works_as_printed_on_a_fresh_shell(tmp_path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    env = {**os.environ, **TOOL_ENV}
     return subprocess.run(
         [sys.executable, "-m", "localstage", *args],
         env=env,
