@@ -112,10 +112,31 @@ validate: $(TOOLS)/sam/.installed ## sam validate --lint
 # scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
 # overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
 DEPLOY_ENV = $(or $(ENV),dev)
-deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod] (default dev)
-	@case "$(DEPLOY_ENV)" in dev|prod|default) ;; *) echo "ENV must be dev or prod (got '$(DEPLOY_ENV)'; the local stage is make local)" >&2; exit 2;; esac
-	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides)"; \
+# Checked before the build (scripts/buildtools/deploy_check.py): the environment exists in
+# samconfig.toml, its overrides are values the template allows (the placeholder secret ARN is
+# not) and AWS credentials are found. Each failure is one line and exit 2, in a second.
+DEPLOY_CHECK = PYTHONPATH=scripts:layers/shared $(PY) -m buildtools.deploy_check --config-env $(DEPLOY_ENV)
+DEPLOY_OVERRIDES = PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides
+
+.PHONY: deploy-guided delete sam
+deploy: $(VENV)/.installed ## check, build, then sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod] (default dev)
+	@$(DEPLOY_CHECK)
+	@$(MAKE) build
+	overrides="$$($(DEPLOY_OVERRIDES))"; \
 	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
+
+deploy-guided: $(VENV)/.installed ## the first deploy, sam deploy --guided, after make deploy's checks: make deploy-guided [ENV=dev|prod]
+	@$(DEPLOY_CHECK)
+	@$(MAKE) build
+	overrides="$$($(DEPLOY_OVERRIDES))"; \
+	  $(SAM) deploy --guided --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
+
+delete: $(TOOLS)/sam/.installed ## tear a deployed stack down (sam delete asks to confirm): make delete ENV=dev|prod
+	@[ -n "$(ENV)" ] && [ "$(ENV)" != local ] || { echo "usage: make delete ENV=<samconfig environment, e.g. dev> (it deletes that stack and its artifacts)" >&2; exit 2; }
+	$(SAM) delete --config-env $(ENV)
+
+sam: $(TOOLS)/sam/.installed ## the project's pinned SAM CLI: make sam ARGS="list stack-outputs --stack-name vulnstats-dev"
+	$(SAM) $(ARGS)
 
 invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
