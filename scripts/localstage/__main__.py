@@ -262,6 +262,7 @@ def _up(args: argparse.Namespace) -> int:
         vanta_credentials=vanta_credentials,
         lambda_via_invoke_api=True,
         log_sink=console,
+        reload=args.reload and not built,
         dataset=Dataset(
             seed=args.seed, vulnerability_count=args.vulnerabilities, now=datetime.now(UTC)
         ),
@@ -461,6 +462,13 @@ def _up_parser(commands: Any) -> None:
         type=Path,
         metavar="FILE",
         help='JSON file {"client_id": ..., "client_secret": ...} for --vanta-url',
+    )
+    up.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not watch functions/, layers/ and events/ (by default a saved change retires "
+        "the affected functions' warm environments, so the next invocation runs the new code)",
     )
     up.add_argument(
         "--quiet",

@@ -219,13 +219,24 @@ class LocalRuntime:
             changes["timeout_s"] = timeout_s
         with pool.lock:
             pool.spec = dataclasses.replace(pool.spec, **changes)
-            pool.generation += 1
+        self._retire(pool)
+        return pool.spec
+
+    def retire_warm(self, name: str) -> int:
+        """End the function's warm environments (its code changed): the next invoke is cold and
+        loads the code anew; a busy one finishes its invocation, then ends. Returns how many
+        idle environments ended."""
+        return self._retire(self._pool(name))
+
+    def _retire(self, pool: _Pool) -> int:
+        with pool.lock:
+            pool.generation += 1  # busy workers of older generations end when released
             stale, pool.idle = pool.idle, []
             pool.live.difference_update(stale)
         self._last_modified[pool.spec.logical_id] = _now_iso()
         for worker in stale:
             worker.stop()
-        return pool.spec
+        return len(stale)
 
     def put_function_concurrency(self, name: str, reserved: int | None) -> FunctionSpec:
         """Set (or with None remove) the reserved concurrency, as PutFunctionConcurrency does.

@@ -15,6 +15,7 @@ from localstage.apigw import start_api_front
 from localstage.aws import aws_environment, prepare_local_stack, start_moto
 from localstage.invoke_api import start_invoke_api
 from localstage.ports import probe_port
+from localstage.reload import Reloader
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.vanta_data import Dataset
@@ -22,7 +23,7 @@ from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
 from locate import STATE_FILE, TEMPLATE, LocateError, running_stage
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from localstage.runtime import InvokeResult
@@ -78,6 +79,11 @@ class StageConfig:
     # local secret then holds; None starts the stand-in with its own credentials.
     vanta_url: str | None = None
     vanta_credentials: Mapping[str, str] | None = None
+    # Watch the functions' code, layers, events and the template (localstage.reload): a saved
+    # change retires the affected functions' warm environments. Not for a read-only build.
+    reload: bool = False
+    # Receives the stage's own one-line notices (reloads); None prints them.
+    say: Callable[[str], None] | None = None
     # False for a `sam build` output: its code is read-only on Lambda (/var/task, /opt), so the
     # workers never write bytecode next to it and run only the bytecode the build shipped.
     writable_code: bool = True
@@ -90,6 +96,10 @@ class StageConfig:
         """
         private = {"api_port": 0, "invoke_port": 0, "moto_port": 0, "vanta_port": 0}
         return cls(**{**private, "state_file": None, **changes})
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 def _check_state_file(path: Path) -> None:
@@ -216,6 +226,17 @@ class LocalStage:
         )
         self._stack.callback(runtime.shutdown)
         self.runtime = runtime
+        if cfg.reload and cfg.writable_code:
+            reloader = Reloader(
+                runtime,
+                stack.functions,
+                template=cfg.template.resolve(),
+                events_dir=cfg.template.resolve().parent / "events",
+                say=cfg.say or _print,
+                root=cfg.template.resolve().parent,
+            )
+            reloader.start()
+            self._stack.callback(reloader.stop)
         invoke_api = start_invoke_api(runtime, cfg.host, cfg.invoke_port)
         self._stack.callback(invoke_api.close)
         if cfg.lambda_via_invoke_api:
