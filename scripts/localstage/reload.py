@@ -31,6 +31,16 @@ def affected_functions(
     return affected
 
 
+def _drop_bytecode(source: Path) -> None:
+    """Delete a changed module's cached bytecode. A .pyc records its source's mtime in whole
+    seconds and its size: an edit of the same size within the same second would otherwise run
+    the old code."""
+    if source.suffix != ".py":
+        return
+    for cached in (source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"):
+        cached.unlink(missing_ok=True)
+
+
 class Reloader:
     """Watches the functions' code and layer folders, the events folder and the template.
 
@@ -101,6 +111,8 @@ class Reloader:
         if not affected:
             self._say(f"reload: {names} changed: events are read per invocation, nothing to retire")
             return
+        for path in changed:
+            _drop_bytecode(path)
         retired = {logical_id: self._runtime.retire_warm(logical_id) for logical_id in affected}
         done = ", ".join(f"{fn} ({count} warm retired)" for fn, count in sorted(retired.items()))
         self._say(f"reload: {names} changed: {done}; the next invocation runs the new code")
