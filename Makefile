@@ -119,19 +119,19 @@ DEPLOY_CHECK = PYTHONPATH=scripts:layers/shared $(PY) -m buildtools.deploy_check
 DEPLOY_OVERRIDES = PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides
 
 .PHONY: deploy-guided delete sam
-deploy: $(VENV)/.installed ## check, build, then sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod] (default dev)
+deploy: $(VENV)/.installed ## check, build, then sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod|dr] (default dev)
 	@$(DEPLOY_CHECK)
 	@$(MAKE) build
 	overrides="$$($(DEPLOY_OVERRIDES))"; \
 	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
 
-deploy-guided: $(VENV)/.installed ## the first deploy, sam deploy --guided, after make deploy's checks: make deploy-guided [ENV=dev|prod]
+deploy-guided: $(VENV)/.installed ## the first deploy, sam deploy --guided, after make deploy's checks: make deploy-guided [ENV=dev|prod|dr]
 	@$(DEPLOY_CHECK)
 	@$(MAKE) build
 	overrides="$$($(DEPLOY_OVERRIDES))"; \
 	  $(SAM) deploy --guided --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
 
-delete: $(TOOLS)/sam/.installed ## tear a deployed stack down (sam delete asks to confirm): make delete ENV=dev|prod
+delete: $(TOOLS)/sam/.installed ## tear a deployed stack down (sam delete asks to confirm): make delete ENV=dev|prod|dr
 	@[ -n "$(ENV)" ] && [ "$(ENV)" != local ] || { echo "usage: make delete ENV=<samconfig environment, e.g. dev> (it deletes that stack and its artifacts)" >&2; exit 2; }
 	$(SAM) delete --config-env $(ENV)
 
@@ -178,7 +178,7 @@ LOAD_ARGS ?=
 
 .PHONY: load-test
 load-test: $(VENV)/.installed ## bounded load run on the local stage's API front; LOAD_ARGS="--concurrency 5 --requests 2000 --seconds 60"
-	PYTHONPATH=scripts $(PY) -m perftest.load_test $(LOAD_ARGS)
+	PYTHONPATH=scripts:layers/shared $(PY) -m perftest.load_test $(LOAD_ARGS)
 
 # ---------------------------------------------------------------- operations
 # The dead-letter queue of the running local stage (ENV=local, the default), or of a deployed
@@ -199,7 +199,8 @@ dlq-redrive: $(VENV)/.installed ## re-submit dead-lettered sync events, delete e
 # ---------------------------------------------------------------- performance
 # scripts/performance_test.py (docs/performance.md). PERF_MODE picks the mode (full by default),
 # PERF_ARGS passes anything else, e.g. PERF_ARGS="--cold 20 --warm 200 --function ApiFunction".
-PERF = $(PY) scripts/performance_test.py
+# The layer is on the path for its sync-trigger contract (a private stage's first sync).
+PERF = PYTHONPATH=scripts:layers/shared $(PY) scripts/performance_test.py
 PERF_MODE ?= full
 PERF_ARGS ?=
 
@@ -229,6 +230,22 @@ COST_ENV = $(or $(ENV),dev)
 .PHONY: warming-cost
 warming-cost: $(VENV)/.installed ## monthly cost and cold-start rate of each warming strategy, and a pick: [ENV=dev|prod|local] (default dev) [COST_ARGS=--json]
 	PYTHONPATH=scripts $(PY) -m ops.warming_cost $(if $(filter-out local,$(COST_ENV)),--config-env $(COST_ENV),) $(COST_ARGS)
+
+# The standby region's monthly cost by part (scripts/ops/dr_cost.py, docs/operations.md "Disaster
+# recovery"): samconfig's dr environment, and whether prod replicates its archive there.
+DR_COST_ARGS ?=
+
+.PHONY: dr-cost
+dr-cost: $(VENV)/.installed ## monthly cost of the standby region (samconfig dr) by part; DR_COST_ARGS="--json"
+	PYTHONPATH=scripts $(PY) -m ops.dr_cost --config-env dr --primary-env prod $(DR_COST_ARGS)
+
+# A disaster-recovery drill on two local stages (ports 3200-3203 and 3300-3303): Route 53's
+# failover policy from the template's defaults in compressed time (scripts/ops/dr_drill.py).
+DR_DRILL_ARGS ?=
+
+.PHONY: dr-drill
+dr-drill: $(VENV)/.installed ## kill the primary of two local stages, time the failover to the secondary; DR_DRILL_ARGS="--compression 30"
+	PYTHONPATH=scripts $(PY) -m ops.dr_drill $(DR_DRILL_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 .PHONY: clean

@@ -311,9 +311,10 @@ class LocalStage:
 
     def first_sync(self, reason: str) -> None:
         """Run one full sync so the API reads real data; a StageError when it fails."""
-        # vulnstats.triggers.manual_event builds this event, but the tools that start private
-        # stages (performance_test.py, the load test) run without the layer on their path.
-        result = self.invoke("SyncFunction", {"action": "sync", "reason": reason})
+        # The layer's contract builds the event; imported here, as only a first sync needs it.
+        from vulnstats.triggers import manual_event  # noqa: PLC0415
+
+        result = self.invoke("SyncFunction", manual_event(reason))
         if result.function_error:
             raise StageError(
                 f"the first sync of {self.config.stack_name} failed: {result.payload[:300]!r}"

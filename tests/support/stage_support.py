@@ -26,19 +26,21 @@ def isolated_stage(
     lambda_via_invoke_api: bool = False,
     log_sink: LogSink | None = None,
     build_dir: Path | None = None,
+    region: str = "us-east-1",
 ) -> LocalStage:
     """A stage (not started) on free ports with its own stack name and state file.
 
     ``overrides`` are template parameters; ``lambda_via_invoke_api`` points the functions' own
     Lambda calls at the stage's Invoke API (as ``make local`` does); ``log_sink`` receives every
     line the functions print; ``build_dir`` runs a `sam build` output, read-only, instead of the
-    source tree (as ``make local-built`` does).
+    source tree (as ``make local-built`` does); ``region`` is the one the functions see.
     """
     return LocalStage(
         StageConfig.ephemeral(
             template=TEMPLATE if build_dir is None else build_dir / "template.yaml",
             writable_code=build_dir is None,
             stack_name=name,
+            region=region,
             state_file=state_dir / "stage.json",
             dataset=dataset,
             event_retry_delay_s=0.01,  # async retries at once: tests wait for the DLQ

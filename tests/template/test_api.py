@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.template]
 
 ROUTES: Final = {
     ("/health", "get"),
+    ("/health/ready", "get"),
     ("/stats", "get"),
     ("/stats/history", "get"),
     ("/vulnerabilities", "get"),
@@ -27,8 +28,13 @@ ROUTES: Final = {
     ("/sync/runs/{id}", "get"),
     ("/sync", "post"),
 }
-PUBLIC_ROUTES: Final = {("/health", "get")}
-UNCACHED: Final = {("/~1health", "GET"), ("/~1sync", "POST"), ("/~1sync~1runs", "GET")}
+PUBLIC_ROUTES: Final = {("/health", "get"), ("/health/ready", "get")}
+UNCACHED: Final = {
+    ("/~1health", "GET"),
+    ("/~1health~1ready", "GET"),
+    ("/~1sync", "POST"),
+    ("/~1sync~1runs", "GET"),
+}
 
 
 def _body(view: Deployed) -> dict[str, Any]:

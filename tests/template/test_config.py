@@ -100,7 +100,7 @@ def test_samconfig_defines_default_dev_and_prod_deployments(sam_template: Templa
     parameters = sam_template["Parameters"]
 
     assert config["version"] == 0.1
-    deploys = {env: config[env]["deploy"]["parameters"] for env in ("default", "dev", "prod")}
+    deploys = {env: config[env]["deploy"]["parameters"] for env in ("default", "dev", "prod", "dr")}
     assert deploys["default"] == deploys["dev"]
     for env, deploy in deploys.items():
         assert set(deploy) >= DEPLOY_KEYS, env
@@ -120,6 +120,21 @@ def test_samconfig_defines_default_dev_and_prod_deployments(sam_template: Templa
     assert deploys["dev"]["stack_name"] != deploys["prod"]["stack_name"]
 
 
+def test_samconfig_dr_is_prods_standby_in_another_region() -> None:
+    config = tomllib.loads(SAMCONFIG.read_text(encoding="utf-8"))
+    prod, dr = (config[env]["deploy"]["parameters"] for env in ("prod", "dr"))
+    overrides = _overrides(dr)
+
+    assert dr["region"] != prod["region"]
+    assert config["dr"]["global"]["parameters"]["region"] == dr["region"]
+    assert dr["stack_name"] not in {prod["stack_name"], "vulnstats-dev"}
+    assert overrides["EnvironmentName"] == "prod"
+    assert overrides["FailoverRole"] == "SECONDARY"
+    # the standby syncs less often, so its readiness bound is wider than its interval
+    assert overrides["SyncSchedule"] == "rate(3 hours)"
+    assert int(overrides["ReadinessMaxDataAgeSeconds"]) > 3 * 3600
+
+
 def test_samconfig_holds_no_account_id_and_an_obvious_secret_placeholder(
     sam_template: Template,
 ) -> None:
@@ -128,7 +143,7 @@ def test_samconfig_holds_no_account_id_and_an_obvious_secret_placeholder(
     pattern = sam_template["Parameters"]["VantaSecretArn"]["AllowedPattern"]
 
     assert re.search(r"(?<!\d)\d{12}(?!\d)", text) is None
-    for env in ("default", "dev", "prod"):
+    for env in ("default", "dev", "prod", "dr"):
         placeholder = _overrides(config[env]["deploy"]["parameters"])["VantaSecretArn"]
         assert "REPLACE" in placeholder
         # the template refuses the placeholder, so a forgotten one stops the deploy early

@@ -51,6 +51,7 @@ __all__ = [
 # create_app registers exactly these, and docs/openapi.yaml must document exactly these.
 _ROUTE_TABLE: Final = (
     ("GET", "/health", "health"),
+    ("GET", "/health/ready", "ready"),
     ("GET", "/stats", "stats"),
     ("GET", "/stats/history", "stats_history"),
     ("GET", "/vulnerabilities", "list_vulnerabilities"),
@@ -199,6 +200,20 @@ class _Api:
             age = (self.clock() - finished).total_seconds()
             payload["dataAgeSeconds"] = max(0, int(age))
         return _json_response(200, payload, {"Cache-Control": "no-store"})
+
+    def ready(self) -> Response[str]:
+        from api_fn.readiness import check_readiness  # noqa: PLC0415 - health checkers only
+
+        verdict = check_readiness(
+            self.reader,
+            self.clock(),
+            max_age_seconds=self.settings.readiness_max_data_age_seconds,
+            region=self.settings.region,
+        )
+        if not verdict.ready:
+            self.log.warning("not ready", extra={"reason": verdict.body["reason"]})
+        status = 200 if verdict.ready else 503
+        return _json_response(status, verdict.body, {"Cache-Control": "no-store"})
 
     def stats(self) -> Response[str]:
         variant = _VARIANT[parse_include_deactivated(self.query(), STATS_PARAMETERS)]

@@ -40,6 +40,13 @@ class ApiSettings:
     dynamodb_read_timeout: float = env(
         "DYNAMODB_READ_TIMEOUT", in_range(parse_float, minimum=0.05, maximum=60.0), default=10.0
     )
+    # /health/ready answers 503 once the last successful sync is older than this (seconds).
+    readiness_max_data_age_seconds: int = env(
+        "READINESS_MAX_DATA_AGE_SECONDS",
+        in_range(parse_int, minimum=60, maximum=604800),
+        default=7200,
+    )
+    region: str = env("AWS_REGION", parse_str, default="local")
     # Set by Lambda: "on-demand", "provisioned-concurrency" or "snap-start".
     initialization_type: str = env("AWS_LAMBDA_INITIALIZATION_TYPE", parse_str, default="on-demand")
 

@@ -245,6 +245,7 @@ def test_fuzzing_covered_every_route_with_no_server_error(
     assert not [status for status in campaign.statuses if status >= 500]
     assert {path for _, path in OPERATIONS} == {
         "/health",
+        "/health/ready",
         "/stats",
         "/stats/history",
         "/vulnerabilities",
@@ -261,7 +262,9 @@ SAMPLE_PATHS: Final = {
     "/vulnerabilities/{id}": "/vulnerabilities/v-1",
     "/sync/runs/{id}": "/sync/runs/r-1",
 }
-PROTECTED: Final = [(method, path) for method, path in OPERATIONS if path != "/health"]
+# The probes: liveness and readiness (Route 53's health checks send no API key).
+PROBES: Final = {"/health", "/health/ready"}
+PROTECTED: Final = [(method, path) for method, path in OPERATIONS if path not in PROBES]
 WRONG_KEYS: Final[dict[str, Callable[[str], str]]] = {
     "random": lambda key: "local-" + secrets.token_urlsafe(24),
     "one character changed": lambda key: key[:-1] + ("A" if key[-1] != "A" else "B"),
@@ -285,16 +288,16 @@ def _assert_forbidden(response: requests.Response) -> None:
     assert response.headers["Content-Type"] == "application/json"
 
 
-def test_every_route_but_health_is_documented_as_needing_the_key() -> None:
+def test_every_route_but_the_probes_is_documented_as_needing_the_key() -> None:
     document = SCHEMA.raw_schema
     assert document["security"] == [{"apiKey": []}]
     for path, item in document["paths"].items():
         for method, operation in item.items():
             expected: list[Any] | None = (
-                [] if path == "/health" else None
+                [] if path in PROBES else None
             )  # None: the document-wide apiKey
             assert operation.get("security") == expected, (method, path)
-            if path != "/health":
+            if path not in PROBES:
                 assert "403" in operation["responses"], (method, path)
 
 
@@ -324,10 +327,14 @@ def test_a_route_refuses_a_request_without_a_key_before_the_function_runs(
     assert answer.status_code != 403
 
 
-def test_health_answers_without_a_key(stage: LocalStage, session: requests.Session) -> None:
+def test_the_probes_answer_without_a_key(stage: LocalStage, session: requests.Session) -> None:
     response = session.get(stage.urls["api"] + "/health", timeout=60)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+    # the stage has synced: this region is ready to serve
+    ready = session.get(stage.urls["api"] + "/health/ready", timeout=60)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
 
 
 # ----- methods the document does not define -----

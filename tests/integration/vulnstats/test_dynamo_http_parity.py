@@ -191,6 +191,7 @@ FILTERS: list[dict[str, str]] = [
 def test_every_route_answers_byte_for_byte_as_with_botocore(pair: _Pair) -> None:
     for path, query in [
         ("/health", None),
+        ("/health/ready", None),
         ("/stats", None),
         ("/stats/history", {"days": "30"}),
         ("/stats/history", {"days": "0"}),

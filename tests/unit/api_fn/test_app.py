@@ -161,6 +161,55 @@ def test_health_says_degraded_when_the_table_cannot_be_read(api: Api) -> None:
     assert "boom" not in json.dumps(answer.body)
 
 
+# ----- /health/ready -----
+
+
+def test_ready_when_the_last_sync_is_recent(api: Api) -> None:
+    api.store.last = LastComplete(
+        "20261122T090000Z-abcd0001", NOW - timedelta(minutes=20), NOW - timedelta(minutes=10)
+    )
+    answer = api.call("GET", "/health/ready")
+    assert answer.status == 200
+    assert answer.body["status"] == "ready"
+    assert answer.body["reason"] is None
+    assert answer.body["dataAgeSeconds"] == 600
+    assert answer.body["maxDataAgeSeconds"] == 7200
+    assert answer.headers["cache-control"] == "no-store"
+    assert api.store.calls == ["last_complete"]  # one read: cheap for a health checker
+
+
+def test_not_ready_when_the_last_sync_is_older_than_the_bound(api: Api) -> None:
+    # given a last successful sync one second past the bound
+    api.store.last = LastComplete("r-old", NOW - timedelta(hours=3), NOW - timedelta(seconds=7201))
+    answer = api.call("GET", "/health/ready")
+    assert answer.status == 503
+    assert answer.body["reason"] == "stale"
+    assert answer.body["dataAgeSeconds"] == 7201
+    assert "7201 s ago" in answer.body["message"]
+
+
+def test_ready_at_exactly_the_bound(api: Api) -> None:
+    api.store.last = LastComplete("r", NOW - timedelta(hours=3), NOW - timedelta(seconds=7200))
+    assert api.call("GET", "/health/ready").status == 200
+
+
+def test_not_ready_when_the_table_cannot_be_read(api: Api) -> None:
+    api.store.failure = StorageError("DynamoDB table t: GetItem failed: boom")
+    answer = api.call("GET", "/health/ready")
+    assert answer.status == 503
+    assert answer.body["reason"] == "table-unreadable"
+    assert "boom" not in json.dumps(answer.body)
+    # while /health, the liveness answer, stays 200
+    assert api.call("GET", "/health").status == 200
+
+
+def test_not_ready_before_any_sync(api: Api) -> None:
+    answer = api.call("GET", "/health/ready")
+    assert answer.status == 503
+    assert answer.body["reason"] == "no-sync-yet"
+    assert answer.body["lastSuccessfulSync"] is None
+
+
 # ----- /stats and /stats/history -----
 
 

@@ -682,13 +682,14 @@ REAL_TEMPLATE = Path(__file__).resolve().parents[3] / "template.yaml"
 
 
 @pytest.mark.skipif(not REAL_TEMPLATE.exists(), reason="template.yaml does not exist yet")
-def test_real_template_reads_with_health_open_and_other_routes_keyed() -> None:
+def test_real_template_reads_with_the_probes_open_and_other_routes_keyed() -> None:
     stack = load_stack(REAL_TEMPLATE, overrides={"VantaSecretArn": SECRET_ARN})
 
     routes = [route for spec in stack.functions.values() for route in spec.routes]
     assert {"SyncFunction", "ApiFunction"} <= set(stack.functions)
     assert routes
-    assert all(route.api_key_required == (route.path != "/health") for route in routes)
+    probes = {"/health", "/health/ready"}  # liveness, and readiness for Route 53's checks
+    assert all(route.api_key_required == (route.path not in probes) for route in routes)
     assert stack.functions["SyncFunction"].environment["VANTA_SECRET_ARN"] == SECRET_ARN
     assert all(spec.code_dir.is_dir() for spec in stack.functions.values())
 
