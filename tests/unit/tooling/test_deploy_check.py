@@ -28,7 +28,7 @@ def _samconfig(tmp_path: Path, secret: str) -> Path:
 @pytest.mark.parametrize(
     ("name", "complaint"),
     [
-        ("staging", "has no environment 'staging' (it has: default, dev, prod)"),
+        ("staging", "has no environment 'staging' (it has: default, dev, dr, prod)"),
         ("local", "ENV=local is the local stage: run make local"),
         ("dev", "VantaSecretArn: 'REPLACE_WITH_YOUR_VANTA_SECRET_ARN' must be the full ARN"),
     ],

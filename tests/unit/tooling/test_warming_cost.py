@@ -447,5 +447,5 @@ def test_the_script_runs_on_its_own() -> None:
     assert done.returncode == 0, done.stderr
     assert "Pick: warmer" in done.stdout
     assert failed.returncode == 2
-    assert "samconfig.toml has no environment 'qa' (it has: default, dev, prod)" in failed.stderr
+    assert "no environment 'qa' (it has: default, dev, dr, prod)" in failed.stderr
     assert failed.stdout == ""
