@@ -75,7 +75,8 @@ fmt: $(VENV)/.installed ## format and auto-fix with ruff
 
 typecheck: $(VENV)/.installed ## mypy --strict on our packages
 	$(VENV)/bin/mypy layers/shared/lambdakit layers/shared/vulnstats \
-	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn scripts tests
+	  functions/sync/sync_fn functions/api/api_fn functions/warmer/warmer_fn \
+	  functions/forwarder/forwarder_fn scripts tests
 
 # ---------------------------------------------------------------- tests
 # Tools are found by the template tests through these variables.

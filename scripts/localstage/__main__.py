@@ -245,10 +245,6 @@ def _up(args: argparse.Namespace) -> int:
     log_file = state_file.with_suffix(".log")
     log_file.unlink(missing_ok=True)  # `logs` follows this run's lines only
     console = Console(sys.stdout, quiet=args.quiet, functions=args.logs, log_file=log_file)
-    access_log = logging.getLogger("localstage.apigw")
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False  # the console prints it; the root handler would print it again
-    access_log.addHandler(console.access_handler())
     config = StageConfig(
         template=template,
         writable_code=not built,

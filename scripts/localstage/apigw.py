@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
+from localstage.access_log import AccessEntry
 from localstage.apigw_proxy import (
     MAX_REQUEST_BYTES,
     GatewayReply,
@@ -34,7 +35,7 @@ from localstage.apigw_proxy import (
 from localstage.runtime import LocalRuntimeError, ThrottledError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from localstage.runtime import InvokeResult, LocalRuntime
     from localstage.spec import ApiRoute
@@ -198,6 +199,9 @@ class _FrontHandler(http.server.BaseHTTPRequestHandler):
                     if body is None
                     else self.server.front.respond(self._request(body), request_id)
                 )
+        # The access line is written before the answer leaves, so a client that has its answer
+        # finds the line already there.
+        self._access(reply, time.perf_counter() - started, request_id)
         self._send(reply, request_id)
         self._log(reply.status, time.perf_counter() - started, request_id)
 
@@ -211,6 +215,32 @@ class _FrontHandler(http.server.BaseHTTPRequestHandler):
             body=body,
             source_ip=self.client_address[0],
             protocol=self.request_version,
+        )
+
+    def _access(self, reply: GatewayReply, seconds: float, request_id: str) -> None:
+        """The stage's access log line (the API's AccessLogSetting), when the stage keeps one."""
+        write = self.server.front.access_log
+        if write is None:
+            return
+        error = None
+        if reply.error_type is not None:
+            try:
+                error = str(json.loads(reply.body).get("message", reply.error_type))
+            except (ValueError, AttributeError):
+                error = reply.error_type
+        write(
+            AccessEntry(
+                request_id=request_id,
+                method=self.command or "",
+                path=getattr(self, "path", ""),
+                status=reply.status,
+                seconds=seconds,
+                source_ip=self.client_address[0],
+                protocol=self.request_version,
+                response_length=len(reply.body),
+                error_message=error,
+                integrated=reply.error_type is None,
+            )
         )
 
     def _log(self, status: int, seconds: float, request_id: str) -> None:
@@ -283,6 +313,8 @@ class ApiFront:
         integration_timeout_s: float,
     ) -> None:
         self.routes = RouteTable(routes)
+        # Set by the stage to write the API's access log lines (localstage.access_log).
+        self.access_log: Callable[[AccessEntry], None] | None = None
         self._runtime = runtime
         self._function_names = dict(function_names)
         self._api_keys = frozenset(api_keys)

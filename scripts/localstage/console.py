@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import threading
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -20,7 +19,7 @@ FOLD_WINDOW_S: Final = 0.5
 
 
 class Console:
-    """A log sink for the runtime and a handler for the API front's access records.
+    """The stage's log sink: function lines and the API's access log lines.
 
     Every function line is printed as `[Function request-id] line` (the REPORT line included),
     whatever started the invocation; the lines of warming pings fold into one line per tick.
@@ -45,16 +44,15 @@ class Console:
         self._timers: dict[str, threading.Timer] = {}
 
     def __call__(self, line: LogLine) -> None:
+        if line.access:  # the API's access log line, in the template's AccessLogSetting format
+            self._write(f"[{line.logical_id or line.function}] {line.text}", None, access=True)
+            return
+        function = line.logical_id or line.function
         if line.warming:
             if line.text.startswith("REPORT "):
-                self._fold(line)
+                self._fold(function, line.text)
             return
-        rid = line.request_id or "init"
-        self._write(f"[{line.function} {rid}] {line.text}", line.function)
-
-    def access(self, method: str, path: str, status: int, ms: float, request_id: str) -> None:
-        """One API Gateway access-log line: method, path, status, latency."""
-        self._write(f"[api {request_id}] {method} {path} {status} {ms:.1f} ms", None, access=True)
+        self._write(f"[{function} {line.request_id or 'init'}] {line.text}", function)
 
     def close(self) -> None:
         with self._lock:
@@ -67,19 +65,15 @@ class Console:
             self._file.close()
             self._file = None
 
-    def access_handler(self) -> logging.Handler:
-        """A logging handler turning the API front's "api request" records into access lines."""
-        return _AccessHandler(self)
-
-    def _fold(self, line: LogLine) -> None:
+    def _fold(self, function: str, report: str) -> None:
         with self._lock:
-            self._pings.setdefault(line.function, []).append(line.text)
-            previous = self._timers.get(line.function)
+            self._pings.setdefault(function, []).append(report)
+            previous = self._timers.get(function)
             if previous is not None:
                 previous.cancel()
-            timer = threading.Timer(FOLD_WINDOW_S, self._flush_fold, (line.function,))
+            timer = threading.Timer(FOLD_WINDOW_S, self._flush_fold, (function,))
             timer.daemon = True
-            self._timers[line.function] = timer
+            self._timers[function] = timer
         timer.start()
 
     def _flush_fold(self, function: str) -> None:
@@ -101,21 +95,3 @@ class Console:
             if self._functions and access:
                 return
             print(text, file=self._stream, flush=True)
-
-
-class _AccessHandler(logging.Handler):
-    def __init__(self, console: Console) -> None:
-        super().__init__(logging.INFO)
-        self._console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields: dict[str, Any] = record.__dict__
-        if record.getMessage() != "api request":
-            return
-        self._console.access(
-            str(fields.get("method", "")),
-            str(fields.get("path", "")),
-            int(fields.get("status", 0)),
-            float(fields.get("duration_ms", 0.0)),
-            str(fields.get("request_id", "")),
-        )

@@ -11,21 +11,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from localstage.access_log import AccessLog, access_log_setting
 from localstage.apigw import start_api_front
-from localstage.aws import aws_environment, prepare_local_stack, start_moto
+from localstage.aws import aws_environment, local_client, prepare_local_stack, start_moto
+from localstage.cfn import load_template
+from localstage.datadog_standin import DatadogStandIn, forwarder_overrides, start_datadog_standin
 from localstage.invoke_api import start_invoke_api
+from localstage.log_subscriptions import LogPipeline, subscriptions_of
 from localstage.ports import probe_port
 from localstage.reload import Reloader
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
+from localstage.worker import LogLine
 from locate import STATE_FILE, TEMPLATE, LocateError, running_stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from pathlib import Path
 
+    from localstage.apigw import ApiFront
     from localstage.runtime import InvokeResult
     from localstage.spec import StackSpec
     from localstage.worker import LogSink
@@ -150,6 +156,10 @@ class LocalStage:
         self.runtime: LocalRuntime | None = None
         self.standin: StandIn | None = None
         self.scheduler: Scheduler | None = None
+        # With MetricsForwarder=datadog: the loopback Datadog intake the forwarder posts to.
+        self.datadog: DatadogStandIn | None = None
+        # EMF lines to CloudWatch metrics and log subscriptions, as CloudWatch Logs does.
+        self.logs: LogPipeline | None = None
         self.urls: dict[str, str] = {}
 
     def __enter__(self) -> LocalStage:
@@ -198,6 +208,8 @@ class LocalStage:
         moto = start_moto(cfg.host, cfg.moto_port)
         self._stack.callback(moto.stop)
         overrides = {**upstream, "VantaApiBaseUrl": vanta_url, **cfg.overrides}
+        if overrides.get("MetricsForwarder") == "datadog":
+            overrides.update(self._start_datadog(cfg, moto.endpoint_url))
         stack, physical = prepare_local_stack(
             cfg.template,
             moto.endpoint_url,
@@ -209,6 +221,11 @@ class LocalStage:
         self.stack, self.physical_ids = stack, physical
         for warning in stack.warnings:
             logger.warning("template: %s", warning)
+        logs = LogPipeline(
+            downstream=cfg.log_sink,
+            cloudwatch=local_client("cloudwatch", moto.endpoint_url, cfg.region),
+        )
+        self.logs = logs
         runtime = LocalRuntime(
             stack.functions,
             base_env=aws_environment(moto.endpoint_url, cfg.region),
@@ -221,11 +238,12 @@ class LocalStage:
             region=cfg.region,
             account_id=stack.account_id,
             event_retry_delay_s=cfg.event_retry_delay_s,
-            log_sink=cfg.log_sink,
+            log_sink=logs,
             write_bytecode=cfg.writable_code,
         )
         self._stack.callback(runtime.shutdown)
         self.runtime = runtime
+        self._wire_log_subscriptions(logs, runtime, stack)
         if cfg.reload and cfg.writable_code:
             reloader = Reloader(
                 runtime,
@@ -253,6 +271,7 @@ class LocalStage:
             iam_mode=stack.parameters.get("ApiAuthType") == "IAM",
         )
         self._stack.callback(front.close)
+        self._wire_access_log(front)
         schedules = [s for spec in stack.functions.values() for s in spec.schedules]
         self.scheduler = Scheduler(
             schedules, runtime, function_names=names, stack_name=stack.stack_name
@@ -265,6 +284,45 @@ class LocalStage:
             "vanta": vanta_url,
         }
         self._write_state()
+
+    def _start_datadog(self, cfg: StageConfig, endpoint_url: str) -> dict[str, str]:
+        """Start the Datadog stand-in; the parameters that point the forwarder at it."""
+        api_key = "local-dd-" + secrets.token_hex(16)
+        self.datadog = start_datadog_standin(api_key, cfg.host)
+        self._stack.callback(self.datadog.stop)
+        client = local_client("secretsmanager", endpoint_url, cfg.region)
+        return forwarder_overrides(self.datadog, api_key, client, stack_name=cfg.stack_name)
+
+    def _wire_log_subscriptions(
+        self, logs: LogPipeline, runtime: LocalRuntime, stack: StackSpec
+    ) -> None:
+        """Deliver subscribed log groups' EMF lines to their destination, asynchronously."""
+        subscribed, destination = subscriptions_of(load_template(self.config.template), stack)
+        if destination is not None:
+            logs.subscriptions = subscribed
+            logs.deliver = lambda event: runtime.invoke_async(
+                destination, json.dumps(event).encode()
+            )
+        logs.start()
+        self._stack.callback(logs.stop)
+
+    def _wire_access_log(self, front: ApiFront) -> None:
+        """The API's access log lines go to the log sink under the API's logical id."""
+        sink = self.config.log_sink
+        setting = access_log_setting(load_template(self.config.template))
+        if sink is None or setting is None:
+            return
+        api_id, log_format = setting
+
+        def resource_of(method: str, path: str) -> str | None:
+            matched = front.routes.match(method, path)
+            return None if matched is None else matched.route.path
+
+        front.access_log = AccessLog(
+            log_format,
+            resource_of=resource_of,
+            sink=lambda line: sink(LogLine(api_id, line, api_id, access=True)),
+        )
 
     def _write_state(self) -> None:
         path = self.config.state_file

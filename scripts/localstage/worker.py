@@ -47,12 +47,14 @@ class LocalRuntimeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One line a function's environment wrote, as a log sink receives it."""
+    """One log line as a log sink receives it: a function's, or an API access line."""
 
-    function: str  # logical id
-    request_id: str | None  # None for lines written outside an invocation (init)
+    function: str  # the function's name (its log group's), or the API's logical id
     text: str
+    logical_id: str = ""  # the template's logical id of what wrote it
+    request_id: str | None = None  # None for lines written outside an invocation (init)
     warming: bool = False  # written by an invocation that was a warming ping
+    access: bool = False  # an API Gateway access log line
 
 
 type LogSink = Callable[[LogLine], None]
@@ -196,7 +198,8 @@ class Worker:
         current = invocation or self._current
         request_id = current.request_id if current is not None else None
         warming = current.warming if current is not None else False
-        self._log_sink(LogLine(self.spec.logical_id, request_id, text, warming))
+        spec = self.spec
+        self._log_sink(LogLine(spec.function_name, text, spec.logical_id, request_id, warming))
 
     def write_platform_line(self, line: str, invocation: Invocation | None = None) -> None:
         """A line of the platform's own (INIT_START, END, REPORT), for `invocation` if given,

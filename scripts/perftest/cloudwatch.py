@@ -115,8 +115,9 @@ def fetch_metrics(
         message = "; ".join(problems)
     elif datapoints == 0 and local:
         message = (
-            "the local stage has no CloudWatch figures: nothing publishes AWS/Lambda or "
-            "LambdaInsights metrics there (the call worked and returned no datapoints)"
+            "the local stage has no CloudWatch figures in this window: it publishes only "
+            "AWS/Lambda Invocations and Errors, from the REPORT lines of finished minutes "
+            "(the call worked and returned no datapoints)"
         )
     elif datapoints == 0:
         message = "no datapoints in the window (no traffic, or not yet published)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from localstage.vanta_data import Dataset
-    from localstage.worker import LogSink
+    from localstage.worker import LogLine, LogSink
 
 
 def isolated_stage(
@@ -58,3 +59,20 @@ def invoke_client(stage: LocalStage) -> Any:
         endpoint_url=stage.urls["invoke"],
         config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=300),
     )
+
+
+class LogCapture:
+    """Every line the stage's function workers print, with the function that printed it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: list[tuple[str, str]] = []
+
+    def __call__(self, line: LogLine) -> None:
+        with self._lock:
+            self._lines.append((line.function, line.text))
+
+    def lines(self, start: int = 0) -> list[tuple[str, str]]:
+        """The lines captured so far, from index ``start`` on."""
+        with self._lock:
+            return self._lines[start:]

@@ -269,3 +269,36 @@ def test_insights_alarms_exist_only_with_insights(
         ("memory_utilization", "ApiFunction"),
     }
     assert insights == (expected if enabled == "true" else set())
+
+
+def test_throttling_alarm_adds_gateway_429s_and_function_throttles_per_minute(
+    deployed: Callable[..., Deployed],
+) -> None:
+    # given the stack with a custom threshold
+    view = deployed(ApiThrottlesPerMinuteThreshold="250")
+    alarm = view.properties("ApiThrottlingAlarm")
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    # then it sums, per minute, the 429s the access log filter counts and the API's throttles
+    assert {m["Id"]: m.get("Expression") for m in alarm["Metrics"] if m["ReturnData"]} == {
+        "throttled": "FILL(gateway, 0) + FILL(function, 0)"
+    }
+    assert stats["gateway"]["Metric"]["MetricName"] == "ApiThrottledRequests"
+    assert stats["function"]["Metric"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "ApiFunction"}}
+    ]
+    assert {s["Period"] for s in stats.values()} == {60}
+    assert (str(alarm["Threshold"]), alarm["ComparisonOperator"]) == ("250", "GreaterThanThreshold")
+    # and the filter feeding it counts 429 lines of the access log into that metric
+    metric_filter = view.properties("ApiThrottledRequestsFilter")
+    transformation = metric_filter["MetricTransformations"][0]
+    assert metric_filter["LogGroupName"] == {"Ref": "ApiAccessLogGroup"}
+    assert metric_filter["FilterPattern"] == '{ $.status = "429" }'
+    assert (transformation["MetricName"], transformation["MetricValue"]) == (
+        "ApiThrottledRequests",
+        "1",
+    )
+    assert stats["gateway"]["Metric"]["Dimensions"] == [{"Name": "status", "Value": "429"}]
+
+
+def test_throttling_alarm_threshold_defaults_to_100_per_minute(sam_template: Template) -> None:
+    assert sam_template["Parameters"]["ApiThrottlesPerMinuteThreshold"]["Default"] == 100

@@ -36,6 +36,7 @@ EXPECTED_EXTRA: Final[dict[str, frozenset[str]]] = {
             "WarmerFunctionPeak",
             "WarmerFunctionPeakPermission",
             "WarmerLogGroup",
+            "WarmingQuery",  # pings versus cold starts: a question only the warmer raises
         }
     ),
     "provisioned": frozenset(

@@ -11,11 +11,13 @@ from api_fn.settings import ApiSettings
 from lambdakit.observability import (
     ObservabilitySettings,
     PowertoolsMetricSink,
+    api_gateway_fields,
     capture_handler,
     create_logger,
     create_metrics,
     create_tracer,
     finish_init,
+    log_context,
 )
 from lambdakit.retry import Deadline
 from lambdakit.settings import load_settings
@@ -51,7 +53,7 @@ def _new_dynamodb_client() -> Any:
 # Init: settings are validated here so a misconfigured function fails its cold start, not a request.
 _observability = ObservabilitySettings.from_env()
 settings = load_settings(ApiSettings)
-logger = create_logger(_observability)
+logger = create_logger(_observability, packages=("vulnstats",))
 metrics = create_metrics(_observability)
 tracer = create_tracer(_observability)
 # The one client every route needs, created during init so no request pays for it; the Lambda
@@ -74,7 +76,11 @@ app = create_app(settings, reader, logger=logger)
 
 @warm_guard(metrics=PowertoolsMetricSink(metrics), app_version=settings.app_version)
 @capture_handler(tracer)
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@log_context(
+    logger,
+    correlation_id_path=correlation_paths.API_GATEWAY_REST,
+    debug_fields=api_gateway_fields,
+)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Route one API Gateway REST proxy event."""

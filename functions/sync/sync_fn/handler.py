@@ -17,6 +17,7 @@ from lambdakit.observability import (
     create_metrics,
     create_tracer,
     finish_init,
+    log_context,
 )
 from lambdakit.settings import load_settings
 from lambdakit.warm import warm_guard
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 _observability = ObservabilitySettings.from_env()
 settings = load_settings(SyncSettings)
-logger = create_logger(_observability)
+logger = create_logger(_observability, packages=("vulnstats",))
 metrics = create_metrics(_observability)
 metric_sink = PowertoolsMetricSink(metrics)
 tracer = create_tracer(_observability)
@@ -45,7 +46,7 @@ _run_once = once_per_key(settings, _run)
 
 @warm_guard(metrics=metric_sink, app_version=settings.app_version)
 @capture_handler(tracer)
-@logger.inject_lambda_context
+@log_context(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Parse the trigger (a bad event raises, so it reaches the DLQ intact) and run the sync."""

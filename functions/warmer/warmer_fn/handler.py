@@ -12,6 +12,7 @@ from lambdakit.observability import (
     create_logger,
     create_metrics,
     finish_init,
+    log_context,
 )
 from lambdakit.settings import load_settings
 from lambdakit.warmer import MAX_FANOUT, BotocoreInvoker, Warmer, no_retry_options
@@ -32,6 +33,7 @@ configure_clients(
 warmer = Warmer(BotocoreInvoker(get_client("lambda")), hold_ms=settings.hold_ms)
 
 
+@log_context(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Ping every target N times at once; one metric set and one log line per run."""

@@ -18,6 +18,7 @@ __all__ = [
     "breaker",
     "clients",
     "coldstart",
+    "emf",
     "errors",
     "lazy",
     "metrics",

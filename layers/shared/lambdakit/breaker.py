@@ -156,6 +156,14 @@ class CircuitBreaker:
             cause = exc.__context__
             raise CircuitOpenError(self.name, max(0.0, self._retry_in())) from cause
 
+    def trip(self) -> None:
+        """Open the circuit now, whatever the failure count (an error retrying cannot fix).
+
+        A rejected credential is such an error: every call would fail the same way, so the
+        caller opens the circuit at once instead of waiting for ``failure_threshold`` failures.
+        """
+        self._breaker().open()
+
     def reset(self) -> None:
         """Close the circuit and clear the failure count (an operator's or a test's reset)."""
         if self._impl is not None:

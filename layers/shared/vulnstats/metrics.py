@@ -9,6 +9,12 @@ from lambdakit.metrics import TOOLKIT_METRICS
 
 __all__ = [
     "API_METRICS",
+    "FORWARDER_BREAKER_OPEN",
+    "FORWARDER_METRICS",
+    "FORWARDER_POINTS_DEAD_LETTERED",
+    "FORWARDER_POINTS_DROPPED",
+    "FORWARDER_POINTS_SENT",
+    "LOG_METRICS",
     "NAMESPACE_DEFAULT",
     "SYNC_METRICS",
     "TOOLKIT_METRICS",
@@ -40,6 +46,23 @@ SYNC_METRICS: Final = frozenset(
 
 API_METRICS: Final = frozenset({"ApiRequests", "ApiClientErrors"})
 
+# Emitted by the optional MetricsForwarderFunction, once per invocation.
+FORWARDER_POINTS_SENT: Final = "ForwarderPointsSent"  # accepted by the third party
+FORWARDER_POINTS_DROPPED: Final = "ForwarderPointsDropped"  # malformed, too late, or refused
+FORWARDER_POINTS_DEAD_LETTERED: Final = "ForwarderPointsDeadLettered"  # kept for a replay
+FORWARDER_BREAKER_OPEN: Final = "ForwarderBreakerOpen"  # 1 while the circuit is not closed
+FORWARDER_METRICS: Final = frozenset(
+    {
+        FORWARDER_POINTS_SENT,
+        FORWARDER_POINTS_DROPPED,
+        FORWARDER_POINTS_DEAD_LETTERED,
+        FORWARDER_BREAKER_OPEN,
+    }
+)
+
+# Published by the template's metric filters from log lines, not by the code.
+LOG_METRICS: Final = frozenset({"ApiThrottledRequests"})  # API Gateway 429s, access log
+
 # Emitted by the warmer, once per run (all targets together).
 WARMER_ENVIRONMENTS_REACHED: Final = "WarmerEnvironmentsReached"  # distinct environments
 WARMER_COLD_ENVIRONMENTS: Final = "WarmerColdEnvironments"  # environments the run created
@@ -59,4 +82,11 @@ WARMER_METRICS: Final = frozenset(
 
 def all_custom_metrics() -> frozenset[str]:
     """Every custom metric name the stack may emit under its namespace."""
-    return TOOLKIT_METRICS | SYNC_METRICS | API_METRICS | WARMER_METRICS
+    return (
+        TOOLKIT_METRICS
+        | SYNC_METRICS
+        | API_METRICS
+        | WARMER_METRICS
+        | LOG_METRICS
+        | FORWARDER_METRICS
+    )

@@ -362,6 +362,16 @@ class VantaClient:
         page = self._with_retries(attempt)
         self.stats.pages += 1
         self._metrics.add(PAGES_FETCHED, 1.0)
+        # Context for a run that fails later: held in the log buffer, written only on an error.
+        self._logger.debug(
+            "vanta page fetched",
+            extra={
+                "entity": entity,
+                "page": number,
+                "records": len(page.records),
+                "bytes": len(page.raw),
+            },
+        )
         return page
 
     def _maybe_halve(

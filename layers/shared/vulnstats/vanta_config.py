@@ -126,6 +126,10 @@ class HttpSession(Protocol):
 class StructuredLogger(Protocol):
     """A ``logging.Logger`` or a Powertools ``Logger``: messages with structured ``extra``."""
 
+    def debug(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None:
+        """Log at debug level."""
+        ...
+
     def info(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None:
         """Log at info level."""
         ...

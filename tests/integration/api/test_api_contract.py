@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import traceback
 from collections import Counter
@@ -43,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from stage_support import invoke_client, isolated_stage
+from stage_support import LogCapture, invoke_client, isolated_stage
 
 from localstage.vanta_data import Dataset
 from vulnstats.triggers import manual_event
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
     from schemathesis import Case
 
     from localstage.stage import LocalStage
-    from localstage.worker import LogLine
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api-contract")]
 
@@ -120,24 +118,6 @@ class Campaign:
     sent: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: dict[str, str] = field(default_factory=dict)
-
-
-class LogCapture:
-    """Every line the stage's function workers print, with the function (logical id) that
-    printed it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: list[tuple[str, str]] = []
-
-    def __call__(self, line: LogLine) -> None:
-        with self._lock:
-            self._lines.append((line.function, line.text))
-
-    def lines(self, start: int = 0) -> list[tuple[str, str]]:
-        """The lines captured so far, from index ``start`` on."""
-        with self._lock:
-            return self._lines[start:]
 
 
 def leaks(lines: list[tuple[str, str]], values: dict[str, str]) -> dict[str, list[str]]:
@@ -276,9 +256,9 @@ WRONG_KEYS: Final[dict[str, Callable[[str], str]]] = {
 
 
 def _function_runs(stage: LocalStage, logical_id: str) -> int:
-    return sum(
-        1 for function, line in LOGS.lines() if function == logical_id and line.startswith("END ")
-    )
+    assert stage.stack is not None
+    name = stage.stack.functions[logical_id].function_name
+    return sum(1 for function, line in LOGS.lines() if function == name and line.startswith("END "))
 
 
 def _assert_forbidden(response: requests.Response) -> None:

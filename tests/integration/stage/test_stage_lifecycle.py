@@ -206,9 +206,12 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
     try:
         stage.wait_until_up()
         api = json.loads(state.read_text())["api_url"]
-        # when an API request arrives, then an access line names method, path and status
+        # when an API request arrives, then an access line (the template's format) names
+        # method, path and status
         assert requests.get(f"{api}/health", timeout=60).status_code == 200
-        assert " GET /health 200 " in stage.read_until("GET /health")
+        access = stage.read_until('"resourcePath":"/health"')
+        assert '"httpMethod":"GET"' in access
+        assert '"status":"200"' in access
         # when a schedule fires an asynchronous (Event) invocation of the sync
         fired = _cli("fire", "SyncFunction", "--state-file", str(state))
         request_id = fired.stdout.rsplit("request ", 1)[1].strip()

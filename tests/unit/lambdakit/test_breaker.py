@@ -231,3 +231,14 @@ def test_given_shared_breaker_when_threads_call_concurrently_then_calls_overlap(
 
     assert results == ["ok"] * threads
     assert breaker.state == "closed"
+
+
+def test_given_closed_breaker_when_tripped_then_it_refuses_calls_at_once(
+    breaker: CircuitBreaker, metrics: InMemoryMetricSink
+) -> None:
+    breaker.trip()
+
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpenError):
+        breaker.call(lambda: "never called")
+    assert metrics.total(CIRCUIT_OPENED) == 1

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import gc
+import io
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Logger, Metrics
 
 import lambdakit
 from lambdakit.observability import (
     ObservabilitySettings,
     PowertoolsMetricSink,
+    api_gateway_fields,
     capture_handler,
     create_logger,
     create_metrics,
     create_tracer,
     finish_init,
+    log_context,
 )
 from lambdakit.settings import SettingsError
 
@@ -191,3 +195,126 @@ def test_given_no_namespace_when_creating_metrics_then_init_fails_naming_the_var
     # Powertools would accept this and fail at the first flush, mid-invocation (a warming ping).
     with pytest.raises(SettingsError, match="POWERTOOLS_METRICS_NAMESPACE: missing"):
         create_metrics(ObservabilitySettings(service="api", namespace=None))
+
+
+def _buffered_logger(
+    service: str, stream: io.StringIO, *, level: str = "INFO", sample_rate: float = 0.0
+) -> Logger:
+    return create_logger(
+        ObservabilitySettings(service=service, log_level=level, sample_rate=sample_rate),
+        logger_handler=logging.StreamHandler(stream),
+    )
+
+
+def _messages(stream: io.StringIO) -> list[str]:
+    return [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+
+
+@pytest.fixture
+def traced(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Powertools keys its log buffer on the invocation's trace id, set by the Lambda runtime.
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0")
+
+
+@pytest.mark.usefixtures("traced")
+def test_given_info_level_when_invocation_succeeds_then_debug_lines_are_dropped(
+    lambda_context: Any,
+) -> None:
+    stream = io.StringIO()
+    logger = _buffered_logger("buffer-ok", stream)
+
+    @log_context(logger)
+    def handler(event: Any, context: Any) -> str:
+        logger.debug("detail")
+        logger.info("done")
+        logger.warning("careful")
+        return "ok"
+
+    assert handler({}, lambda_context) == "ok"
+    assert _messages(stream) == ["done", "careful"]
+
+
+@pytest.mark.usefixtures("traced")
+def test_given_info_level_when_an_error_is_logged_then_debug_context_comes_first(
+    lambda_context: Any,
+) -> None:
+    stream = io.StringIO()
+    logger = _buffered_logger("buffer-error", stream)
+
+    @log_context(logger, debug_fields=api_gateway_fields)
+    def handler(event: Any, context: Any) -> str:
+        logger.debug("detail")
+        logger.error("failed")
+        return "answered 500"
+
+    handler(
+        {"httpMethod": "GET", "resource": "/stats", "headers": {"x-api-key": "k"}}, lambda_context
+    )
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == ["invocation", "detail", "failed"]
+    assert lines[0]["resource"] == "/stats"
+    assert "k" not in stream.getvalue()  # headers (API keys) are never part of the context
+
+
+@pytest.mark.usefixtures("traced")
+def test_given_info_level_when_handler_raises_then_debug_context_is_written(
+    lambda_context: Any,
+) -> None:
+    stream = io.StringIO()
+    logger = _buffered_logger("buffer-raise", stream)
+
+    @log_context(logger)
+    def handler(event: Any, context: Any) -> str:
+        logger.debug("detail")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        handler({}, lambda_context)
+    assert _messages(stream) == ["detail"]
+
+
+@pytest.mark.usefixtures("traced")
+def test_given_sampled_invocation_when_it_succeeds_then_debug_lines_are_kept(
+    lambda_context: Any,
+) -> None:
+    stream = io.StringIO()
+    logger = _buffered_logger("buffer-sampled", stream, sample_rate=1.0)
+
+    @log_context(logger)
+    def handler(event: Any, context: Any) -> str:
+        logger.debug("detail")
+        return "ok"
+
+    handler({}, lambda_context)
+    assert "detail" in _messages(stream)
+
+
+def test_given_package_logger_when_wired_then_its_info_lines_share_the_json_handler() -> None:
+    stream = io.StringIO()
+    _buffered_logger("buffer-packages", stream)
+
+    logging.getLogger("lambdakit.some_module").info("run complete", extra={"run_id": "r1"})
+
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert (line["message"], line["run_id"], line["service"]) == (
+        "run complete",
+        "r1",
+        "buffer-packages",
+    )
+
+
+@pytest.mark.usefixtures("traced")
+def test_given_package_logger_when_it_logs_an_error_then_buffered_debug_lines_come_first(
+    lambda_context: Any,
+) -> None:
+    stream = io.StringIO()
+    logger = _buffered_logger("buffer-package-error", stream)
+
+    @log_context(logger)
+    def handler(event: Any, context: Any) -> str:
+        logger.debug("page fetched")
+        logging.getLogger("lambdakit.engine").error("run failed")
+        return "failed"
+
+    handler({}, lambda_context)
+    assert _messages(stream) == ["page fetched", "run failed"]

@@ -28,7 +28,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     ("argv", "named"),
     [
         (["invoke", "ApiFunction", "events/nope.json"], "events/api_get_health.json"),
-        (["invoke", "Nope", str(EVENTS / "api_get_health.json")], "ApiFunction, SyncFunction"),
+        (["invoke", "Nope", str(EVENTS / "api_get_health.json")], "Nope (functions: ApiFunction,"),
         (["up", "--api-port", "x"], "'x' is not a port number"),
         (["up", "--api-port", "70000"], "0-65535"),
         (["up", "--vulnerabilities", "-3"], "below 0"),

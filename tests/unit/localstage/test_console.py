@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from typing import TYPE_CHECKING
 
 from localstage.console import Console
@@ -18,8 +17,10 @@ def test_each_line_is_prefixed_by_function_and_request_id_and_kept_in_the_log_fi
 ) -> None:
     out = io.StringIO()
     console = Console(out, log_file=tmp_path / "stage.log")
-    console(LogLine("SyncFunction", "r-1", "REPORT RequestId: r-1\tDuration: 3.00 ms"))
-    console(LogLine("ApiFunction", None, "INIT_START Runtime Version: python:3.13.local"))
+    console(
+        LogLine("stack-sync", "REPORT RequestId: r-1\tDuration: 3.00 ms", "SyncFunction", "r-1")
+    )
+    console(LogLine("stack-api", "INIT_START Runtime Version: python:3.13.local", "ApiFunction"))
     console.close()
     expected = (
         "[SyncFunction r-1] REPORT RequestId: r-1\tDuration: 3.00 ms\n"
@@ -33,23 +34,21 @@ def test_the_pings_of_a_warming_tick_fold_into_one_line() -> None:
     out = io.StringIO()
     console = Console(out)
     for rid, init in (("a", "\tInit Duration: 900.00 ms"), ("b", ""), ("c", "")):
-        console(LogLine("ApiFunction", rid, f"START RequestId: {rid}", warming=True))
-        console(LogLine("ApiFunction", rid, f"REPORT RequestId: {rid}{init}", warming=True))
+        console(LogLine("stack-api", f"START RequestId: {rid}", "ApiFunction", rid, warming=True))
+        report = f"REPORT RequestId: {rid}{init}"
+        console(LogLine("stack-api", report, "ApiFunction", rid, warming=True))
     console.close()  # flushes the pending fold at once
     assert out.getvalue() == "[ApiFunction warming] 3 pings, 1 cold\n"
 
 
-def test_quiet_keeps_access_lines_and_a_filter_keeps_one_function(tmp_path: Path) -> None:
+def test_quiet_keeps_access_lines_and_a_filter_keeps_one_function() -> None:
     quiet, only_sync = io.StringIO(), io.StringIO()
+    access = '{"requestId":"q-1","httpMethod":"GET","resourcePath":"/health","status":"200"}'
     for stream, options in ((quiet, {"quiet": True}), (only_sync, {"functions": ["SyncFunction"]})):
         console = Console(stream, **options)
-        record = logging.LogRecord("localstage.apigw", logging.INFO, "", 0, "api request", (), None)
-        record.__dict__.update(
-            method="GET", path="/health", status=200, duration_ms=4.2, request_id="q-1"
-        )
-        console.access_handler().handle(record)
-        console(LogLine("ApiFunction", "r-1", "END RequestId: r-1"))
-        console(LogLine("SyncFunction", "r-2", "END RequestId: r-2"))
+        console(LogLine("Api", access, "Api", access=True))
+        console(LogLine("stack-api", "END RequestId: r-1", "ApiFunction", "r-1"))
+        console(LogLine("stack-sync", "END RequestId: r-2", "SyncFunction", "r-2"))
         console.close()
-    assert quiet.getvalue() == "[api q-1] GET /health 200 4.2 ms\n"
+    assert quiet.getvalue() == f"[Api] {access}\n"
     assert only_sync.getvalue() == "[SyncFunction r-2] END RequestId: r-2\n"

@@ -447,5 +447,6 @@ def test_the_script_runs_on_its_own() -> None:
     assert done.returncode == 0, done.stderr
     assert "Pick: warmer" in done.stdout
     assert failed.returncode == 2
-    assert "no environment 'qa' (it has: default, dev, dr, prod)" in failed.stderr
+    expected = "samconfig.toml has no environment 'qa' (it has: default, dev, dr, prod)"
+    assert expected in failed.stderr
     assert failed.stdout == ""

@@ -1,0 +1,1 @@
+"""MetricsForwarderFunction: EMF metrics from the stack's log groups copied to Datadog."""
