@@ -38,8 +38,9 @@ Resources:
 """
 
 
-def _handler(version: int) -> str:
-    return f"def handler(event, context):\n    return {{'version': {version}}}\n"
+def handler_source(version: object) -> str:
+    """A handler module answering {'version': version}."""
+    return f"def handler(event, context):\n    return {{'version': {version!r}}}\n"
 
 
 def _version(stage: LocalStage) -> int:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(folder)
         (root / "fn").mkdir()
         app = root / "fn" / "app.py"
-        app.write_text(_handler(0))
+        app.write_text(handler_source(0))
         (root / "template.yaml").write_text(TEMPLATE)
 
         def say(_line: str) -> None:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.3)  # the previous burst is over: each edit is its own reload
                 noticed.clear()
                 saved = time.perf_counter()
-                app.write_text(_handler(version))
+                app.write_text(handler_source(version))
                 noticed.wait(30)
                 while _version(stage) != version:
                     pass

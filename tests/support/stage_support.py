@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
 from localstage.stage import LocalStage, StageConfig
-from locate import TEMPLATE, local_session
+from locate import REPO, TEMPLATE, local_session
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -76,3 +79,22 @@ class LogCapture:
         """The lines captured so far, from index ``start`` on."""
         with self._lock:
             return self._lines[start:]
+
+
+# What `make local` puts on the path of `python -m localstage`.
+TOOL_ENV: Final = {
+    "PYTHONPATH": os.pathsep.join(str(REPO / part) for part in ("scripts", "layers/shared"))
+}
+
+
+def localstage_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m localstage ARGS` from the repository root, as make runs it; never raises."""
+    return subprocess.run(
+        [sys.executable, "-m", "localstage", *args],
+        env={**os.environ, **TOOL_ENV},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

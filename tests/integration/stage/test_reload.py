@@ -8,32 +8,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bench.reload import TEMPLATE, handler_source
 from localstage.stage import LocalStage, StageConfig
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
-
-# The parameters every local stage sets (stage.LOCAL_OVERRIDES) must exist in its template.
-TEMPLATE = """Parameters:
-  EnvironmentName: {Type: String, Default: local}
-  TracingEnabled: {Type: String, Default: "false"}
-  LambdaInsightsEnabled: {Type: String, Default: "false"}
-  VantaPagesPerMinute: {Type: String, Default: "0"}
-  VantaApiBaseUrl: {Type: String, Default: ""}
-Resources:
-  Fn:
-    Type: AWS::Serverless::Function
-    Properties:
-      CodeUri: fn
-      Handler: app.handler
-      Runtime: python3.13
-"""
-
-
-def _handler(version: str) -> str:
-    return f"def handler(event, context):\n    return {{'version': '{version}'}}\n"
 
 
 class Notices:
@@ -60,7 +41,7 @@ def test_an_edit_is_served_by_the_next_invocation_and_a_template_edit_asks_for_a
 ) -> None:
     # given a stage running a function that is warm
     (tmp_path / "fn").mkdir()
-    (tmp_path / "fn" / "app.py").write_text(_handler("one"))
+    (tmp_path / "fn" / "app.py").write_text(handler_source("one"))
     template = tmp_path / "template.yaml"
     template.write_text(TEMPLATE)
     notices = Notices()
@@ -70,7 +51,7 @@ def test_an_edit_is_served_by_the_next_invocation_and_a_template_edit_asks_for_a
         assert stage.runtime is not None
         assert stage.runtime.warm_workers("Fn") == 1
         # when its code is saved with a change
-        (tmp_path / "fn" / "app.py").write_text(_handler("two"))
+        (tmp_path / "fn" / "app.py").write_text(handler_source("two"))
         notice = notices.next_after(0)
         # then one line says so, and the next invocation runs the new code, without a restart
         assert notice == (

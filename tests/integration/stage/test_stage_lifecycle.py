@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from stage_support import isolated_stage
+from stage_support import TOOL_ENV, isolated_stage, localstage_cli
 
 from localstage.vanta_data import Dataset
 from locate import REPO, running_stage
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
 
 PORT_FLAGS = ("--api-port", "--invoke-port", "--moto-port", "--vanta-port")
-# What `make local` puts on the path of `python -m localstage`.
-TOOL_ENV = {"PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("scripts", "layers/shared"))}
 
 
 class StageProcess:
@@ -167,28 +165,15 @@ def test_the_printed_aws_cli_example_works_as_printed_on_a_fresh_shell(tmp_path:
     assert not (tmp_path / "out.json").exists()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **TOOL_ENV}
-    return subprocess.run(
-        [sys.executable, "-m", "localstage", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_invoke_names_the_stage_it_uses_and_refuses_an_unknown_function(
     first: LocalStage,
 ) -> None:
     state = str(first.config.state_file)
     event = str(REPO / "events" / "api_get_health.json")
-    used = _cli("invoke", "ApiFunction", event, "--state-file", state)
+    used = localstage_cli("invoke", "ApiFunction", event, "--state-file", state)
     assert used.returncode == 0, used.stderr
     assert f"using the local stage first at {first.urls['api']}" in used.stderr
-    unknown = _cli("invoke", "Nope", event, "--state-file", state)
+    unknown = localstage_cli("invoke", "Nope", event, "--state-file", state)
     assert unknown.returncode == 2
     assert unknown.stderr.count("\n") == 1
     assert "unknown function Nope (functions: ApiFunction, SyncFunction, WarmerFunction)" in (
@@ -213,7 +198,7 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
         assert '"httpMethod":"GET"' in access
         assert '"status":"200"' in access
         # when a schedule fires an asynchronous (Event) invocation of the sync
-        fired = _cli("fire", "SyncFunction", "--state-file", str(state))
+        fired = localstage_cli("fire", "SyncFunction", "--state-file", str(state))
         request_id = fired.stdout.rsplit("request ", 1)[1].strip()
         # then its REPORT line reaches the console, prefixed by function and request id
         report = stage.read_until(f"REPORT RequestId: {request_id}")
