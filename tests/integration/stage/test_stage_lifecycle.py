@@ -16,14 +16,15 @@ import pytest
 import requests
 from stage_support import TOOL_ENV, isolated_stage, localstage_cli
 
+from localstage.stage import LocalStage, StageConfig
 from localstage.vanta_data import Dataset
+from localstage.vanta_standin import Credentials, start_standin
 from locate import REPO, running_stage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from localstage.stage import LocalStage
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
 
@@ -209,3 +210,29 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
         line.startswith(f"[SyncFunction {request_id}] ") and "sync invocation finished" in line
         for line in stage.output
     )
+
+
+def test_a_stage_on_another_vanta_uses_its_credentials_and_starts_no_stand_in() -> None:
+    # given an upstream of our own (a stand-in on loopback, as the real API would be) with its
+    # own client, and a stage pointed at it with --vanta-url's settings
+    client = Credentials("vci_own_client", "vcs_own_secret")
+    upstream = start_standin(dataset=Dataset(seed=9, vulnerability_count=30), credentials=client)
+    try:
+        config = StageConfig.ephemeral(
+            stack_name="own-upstream",
+            vanta_url=upstream.url,
+            vanta_credentials={
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+            },
+        )
+        with LocalStage(config) as stage:
+            # then the stage started no stand-in and syncs from that upstream with the client
+            assert stage.standin is None
+            assert stage.describe()["vanta_url"] == upstream.url
+            result = stage.invoke("SyncFunction", {"action": "sync", "reason": "own upstream"})
+    finally:
+        upstream.stop()
+    answer = json.loads(result.payload)
+    assert result.function_error is None, answer
+    assert answer["counts"]["fetched"] > 0
