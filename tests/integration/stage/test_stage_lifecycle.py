@@ -198,6 +198,22 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
         access = stage.read_until('"resourcePath":"/health"')
         assert '"httpMethod":"GET"' in access
         assert '"status":"200"' in access
+        # and `make logs-local FN=SyncFunction` follows the sync from another terminal
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "localstage",
+                "logs",
+                "SyncFunction",
+                "--state-file",
+                str(state),
+            ],
+            env={**os.environ, **TOOL_ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # when a schedule fires an asynchronous (Event) invocation of the sync
         fired = localstage_cli("fire", "SyncFunction", "--state-file", str(state))
         request_id = fired.stdout.rsplit("request ", 1)[1].strip()
@@ -205,7 +221,11 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
         report = stage.read_until(f"REPORT RequestId: {request_id}")
     finally:
         stage.stop()
+    followed, said = follower.communicate(timeout=60)  # it ends when the stage stops
     assert report.startswith(f"[SyncFunction {request_id}] REPORT RequestId: {request_id}")
+    assert f"[SyncFunction {request_id}] REPORT RequestId: {request_id}" in followed
+    assert "[ApiFunction " not in followed
+    assert "the stage stopped" in said
     assert any(
         line.startswith(f"[SyncFunction {request_id}] ") and "sync invocation finished" in line
         for line in stage.output
