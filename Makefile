@@ -113,10 +113,31 @@ validate: $(TOOLS)/sam/.installed ## sam validate --lint
 # scripts/buildtools/version_hash.py hashes code, layers and settings, and prints samconfig's
 # overrides with the hash added: sam deploy ignores them once --parameter-overrides is given.
 DEPLOY_ENV = $(or $(ENV),dev)
-deploy: build $(VENV)/.installed ## sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod|dr] (default dev)
-	@case "$(DEPLOY_ENV)" in dev|prod|dr|default) ;; *) echo "ENV must be dev, prod or dr (got '$(DEPLOY_ENV)'; the local stage is make local)" >&2; exit 2;; esac
-	overrides="$$(PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides)"; \
+# Checked before the build (scripts/buildtools/deploy_check.py): the environment exists in
+# samconfig.toml, its overrides are values the template allows (the placeholder secret ARN is
+# not) and AWS credentials are found. Each failure is one line and exit 2, in a second.
+DEPLOY_CHECK = PYTHONPATH=scripts:layers/shared $(PY) -m buildtools.deploy_check --config-env $(DEPLOY_ENV)
+DEPLOY_OVERRIDES = PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides
+
+.PHONY: deploy-guided delete sam
+deploy: $(VENV)/.installed ## check, build, then sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod|dr] (default dev)
+	@$(DEPLOY_CHECK)
+	@$(MAKE) build
+	overrides="$$($(DEPLOY_OVERRIDES))"; \
 	  $(SAM) deploy --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
+
+deploy-guided: $(VENV)/.installed ## the first deploy, sam deploy --guided, after make deploy's checks: make deploy-guided [ENV=dev|prod|dr]
+	@$(DEPLOY_CHECK)
+	@$(MAKE) build
+	overrides="$$($(DEPLOY_OVERRIDES))"; \
+	  $(SAM) deploy --guided --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
+
+delete: $(TOOLS)/sam/.installed ## tear a deployed stack down (sam delete asks to confirm): make delete ENV=dev|prod|dr
+	@[ -n "$(ENV)" ] && [ "$(ENV)" != local ] || { echo "usage: make delete ENV=<samconfig environment, e.g. dev> (it deletes that stack and its artifacts)" >&2; exit 2; }
+	$(SAM) delete --config-env $(ENV)
+
+sam: $(TOOLS)/sam/.installed ## the project's pinned SAM CLI: make sam ARGS="list stack-outputs --stack-name vulnstats-dev"
+	$(SAM) $(ARGS)
 
 invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke FN=ApiFunction EVENT=events/api_get_health.json
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<logical id> EVENT=events/<file>.json" >&2; exit 2; }
@@ -127,7 +148,7 @@ invoke: $(TOOLS)/sam/.installed ## sam local invoke (needs Docker): make invoke 
 LOCALSTAGE = PYTHONPATH=scripts:layers/shared $(PY) -m localstage
 LOCAL_ARGS ?=
 
-.PHONY: local local-built invoke-local fire-local
+.PHONY: local local-built invoke-local fire-local logs-local logs
 local: $(VENV)/.installed ## run the whole stack on loopback without Docker (Ctrl-C stops it); LOCAL_ARGS=--help for options
 	$(LOCALSTAGE) up $(LOCAL_ARGS)
 
@@ -141,6 +162,15 @@ invoke-local: $(VENV)/.installed ## Docker-free sam local invoke: make invoke-lo
 fire-local: $(VENV)/.installed ## fire a template schedule now on the running stage: make fire-local SCHEDULE=SyncFunction
 	@[ -n "$(SCHEDULE)" ] || { echo "usage: make fire-local SCHEDULE=<Function.Event or function logical id>" >&2; exit 2; }
 	$(LOCALSTAGE) fire $(SCHEDULE)
+
+logs-local: $(VENV)/.installed ## follow the function logs of the running local stage: make logs-local [FN=SyncFunction]
+	$(LOCALSTAGE) logs $(FN)
+
+logs: $(TOOLS)/sam/.installed ## follow a deployed function's logs (sam logs --tail): make logs ENV=dev|prod FN=ApiFunction
+	@[ -n "$(ENV)" ] && [ -n "$(FN)" ] || { echo "usage: make logs ENV=<samconfig environment, e.g. dev> FN=<logical id, e.g. ApiFunction> (the local stage: make logs-local)" >&2; exit 2; }
+	@stack=$$(PYTHONPATH=scripts $(PY) -c 'import sys; from locate import samconfig_environment as env; print(env(sys.argv[1]).stack())' $(ENV) 2>&1) || { echo "$$stack" | tail -1 | sed "s/^locate.LocateError: //" >&2; exit 2; }; \
+	  echo "sam logs --stack-name $$stack --name $(FN) --tail"; \
+	  $(SAM) logs --stack-name $$stack --name $(FN) --tail
 
 # ---------------------------------------------------------------- load
 # Not part of `make test`: a bounded run (2000 requests or 60 s, concurrency 5 by default) against

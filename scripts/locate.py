@@ -2,9 +2,10 @@
 
 One place answers "where is it?" for the tools in scripts/: the repository root and its files,
 a samconfig.toml environment (stack name, region, parameter overrides), a deployed stack's
-outputs, and the running local stage (the `.local/stage.json` that `make local` writes). A
-private local stage is `StageConfig.ephemeral(...)` in localstage.stage; `local_stage()` here
-picks the running one or starts that private one, synced once. Every failure is a LocateError
+outputs, and the running local stages (each writes its own `.local/stage*.json`; `find_stage()`
+picks one and says which). A private local stage is `StageConfig.ephemeral(...)` in
+localstage.stage; `local_stage()` here picks the running one or, announced, starts that private
+one, synced once. Every failure is a LocateError
 whose message names the file, the environment or the key that is wrong.
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import json
 import os
 import shlex
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,26 +27,35 @@ if TYPE_CHECKING:
     from localstage.stage import StageConfig
 
 __all__ = [
+    "DEFAULT_API_PORT",
     "DUMMY_CREDENTIALS",
     "REPO",
     "SAMCONFIG",
+    "STATE_DIR",
     "STATE_FILE",
     "TEMPLATE",
     "LocateError",
     "SamconfigEnvironment",
     "StageInfo",
     "TargetUnavailableError",
+    "find_stage",
+    "live_stages",
     "local_session",
     "local_stage",
     "running_stage",
     "samconfig_environment",
     "stack_outputs",
+    "state_file_for",
 ]
 
 REPO: Final = Path(__file__).resolve().parents[1]
 TEMPLATE: Final = REPO / "template.yaml"
 SAMCONFIG: Final = REPO / "samconfig.toml"
-STATE_FILE: Final = REPO / ".local" / "stage.json"
+STATE_DIR: Final = REPO / ".local"
+# The stage on the default ports writes STATE_FILE; a stage on other ports writes its own file
+# (state_file_for), so two stages side by side never overwrite or delete each other's.
+DEFAULT_API_PORT: Final = 3000
+STATE_FILE: Final = STATE_DIR / "stage.json"
 # The local emulators accept any key; these keep real credentials out of every local request.
 DUMMY_CREDENTIALS: Final = {
     "aws_access_key_id": "testing",
@@ -220,6 +231,11 @@ class StageInfo:
         """A boto3 session in the stage's region with the dummy credentials."""
         return local_session(self.region)
 
+    def which(self) -> str:
+        """One line naming this stage for a tool's "using ..." message."""
+        pid = f"pid {self.pid}, " if self.pid is not None else ""
+        return f"local stage {self.stack_name} at {self.api_url} ({pid}{self.source})"
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -250,6 +266,52 @@ def running_stage(path: Path = STATE_FILE) -> StageInfo | None:
     return stage
 
 
+def state_file_for(api_port: int, directory: Path = STATE_DIR) -> Path:
+    """The state file of a stage whose API front listens on `api_port`."""
+    if api_port == DEFAULT_API_PORT:
+        return directory / STATE_FILE.name
+    return directory / f"stage-{api_port}.json"
+
+
+def live_stages(directory: Path = STATE_DIR) -> list[StageInfo]:
+    """Every running stage with a state file in `directory`; files of dead stages are skipped."""
+    stages = []
+    for path in sorted(directory.glob("stage*.json")):
+        try:
+            stage = running_stage(path)
+        except LocateError:
+            continue  # a half-written or foreign file is no stage to pick
+        if stage is not None:
+            stages.append(stage)
+    return stages
+
+
+def find_stage(state_file: Path | None, directory: Path = STATE_DIR) -> StageInfo | None:
+    """The running stage a tool should use; None when none runs.
+
+    A `state_file` names it; without one, the only running stage in `directory`, or among
+    several the one on the default ports. Several and none on the default ports: a LocateError
+    listing them, so the user names one.
+    """
+    if state_file is not None:
+        return running_stage(state_file)
+    stages = live_stages(directory)
+    if len(stages) <= 1:
+        return stages[0] if stages else None
+    default = str(directory / STATE_FILE.name)
+    for stage in stages:
+        if stage.source == default:
+            return stage
+    listed = "; ".join(stage.which() for stage in stages)
+    raise LocateError(
+        f"{len(stages)} local stages are running, name one with --state-file: {listed}"
+    )
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def local_stage(
     state_file: Path | None,
@@ -257,15 +319,19 @@ def local_stage(
     *,
     sync_reason: str,
     announce: Callable[[], None] | None = None,
+    use_running: bool = True,
+    say: Callable[[str], None] = _stderr,
 ) -> Iterator[StageInfo]:
-    """The running local stage, else a private one (`private()` configures it) synced once.
+    """The running local stage (`find_stage`), else a private one (`private()` configures it).
 
-    `state_file` None always starts the private stage; `announce` runs just before it starts.
-    The private stage runs one full sync before it is yielded, so the API reads real data, and
-    stops when the block ends.
+    `say` is told which running stage is used, or that a private one starts (`announce`, when
+    given, says it instead); `use_running` False always starts the private stage. The private
+    stage runs one full sync before it is yielded, so the API reads real data, and stops when
+    the block ends.
     """
-    running = running_stage(state_file) if state_file is not None else None
+    running = find_stage(state_file) if use_running else None
     if running is not None:
+        say(f"using the {running.which()}")
         yield running
         return
     # The stage is heavy (moto, awslambdaric): imported only when a private one is needed.
@@ -274,6 +340,8 @@ def local_stage(
     config = private()
     if announce is not None:
         announce()
+    else:
+        say("no local stage is running: starting a private one on free ports (synced once)")
     with LocalStage(config) as stage:
         try:
             stage.first_sync(sync_reason)

@@ -15,6 +15,11 @@ configuration and left out), and how many of the erroring invocations carried DE
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from localstage.worker import LogLine
+
 import argparse
 import json
 import os
@@ -51,9 +56,9 @@ class Sink:
     lock: threading.Lock = field(default_factory=threading.Lock)
     lines: list[tuple[str, str]] = field(default_factory=list)
 
-    def __call__(self, function: str, line: str) -> None:
+    def __call__(self, line: LogLine) -> None:
         with self.lock:
-            self.lines.append((function, line))
+            self.lines.append((line.function, line.text))
 
     def since(self, start: int, function: str) -> list[str]:
         with self.lock:

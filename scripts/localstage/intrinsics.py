@@ -34,6 +34,7 @@ __all__ = [
     "NO_VALUE",
     "Resolver",
     "TemplateOptions",
+    "check_overrides",
     "is_true",
     "merge_globals",
     "open_template",
@@ -550,11 +551,41 @@ def _parameter_value(name: str, definition: Mapping[str, Any], value: Any) -> An
         raise TemplateError(f"Parameters.{name}: {text!r} is not one of {allowed!r}")
     pattern = definition.get("AllowedPattern")
     if isinstance(pattern, str) and re.fullmatch(pattern, text) is None:
-        raise TemplateError(f"Parameters.{name}: {text!r} does not match {pattern!r}")
+        why = definition.get("ConstraintDescription") or f"does not match {pattern!r}"
+        raise TemplateError(f"Parameters.{name}: {text!r} {why}")
     parameter_type = str(definition.get("Type", "String"))
     if parameter_type.startswith("List<") or parameter_type == "CommaDelimitedList":
         return [item.strip() for item in text.split(",")] if text else []
     return text
+
+
+def _check_number(name: str, definition: Mapping[str, Any], text: str) -> None:
+    # CloudFormation's Number parameters: an integer or float, within MinValue..MaxValue if given.
+    try:
+        number = float(text)
+    except ValueError:
+        raise TemplateError(f"Parameters.{name}: {text!r} is not a number") from None
+    low, high = definition.get("MinValue"), definition.get("MaxValue")
+    if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+        bounds = f"{'' if low is None else low}..{'' if high is None else high}"
+        raise TemplateError(f"Parameters.{name}: {text} is outside {bounds}")
+
+
+def check_overrides(template_path: Path, overrides: Mapping[str, str]) -> None:
+    """Each override names a parameter of the template and has a value it allows.
+
+    A TemplateError names the first override that does not, with the valid choices; nothing
+    else of the template is read, so this runs before anything starts.
+    """
+    definitions = load_template(Path(template_path)).get("Parameters") or {}
+    for name, value in overrides.items():
+        definition = definitions.get(name) if isinstance(definitions, dict) else None
+        if not isinstance(definition, dict):
+            known = ", ".join(sorted(definitions)) if isinstance(definitions, dict) else "none"
+            raise TemplateError(f"unknown parameter {name} (the template has: {known})")
+        _parameter_value(name, definition, value)
+        if definition.get("Type") == "Number":
+            _check_number(name, definition, value)
 
 
 def _resolve_parameters(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from localstage.spec import StackSpec
+    from localstage.worker import LogLine, LogSink
 
 __all__ = ["LogPipeline", "awslogs_event", "matches_emf_filter", "subscriptions_of"]
 
@@ -112,7 +113,7 @@ class LogPipeline:
     def __init__(
         self,
         *,
-        downstream: Callable[[str, str], None] | None,
+        downstream: LogSink | None,
         cloudwatch: Any,
         subscriptions: Mapping[str, str] | None = None,
         deliver: Callable[[dict[str, Any]], object] | None = None,
@@ -135,10 +136,11 @@ class LogPipeline:
         self.malformed = 0
         self.deliveries = 0
 
-    def __call__(self, function: str, line: str) -> None:
+    def __call__(self, record: LogLine) -> None:
         """Receive one line a function printed."""
         if self._downstream is not None:
-            self._downstream(function, line)
+            self._downstream(record)
+        function, line = record.function, record.text
         if line.startswith("REPORT "):
             with self._lock:
                 self._reports.append((function, line))

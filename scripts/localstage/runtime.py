@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from localstage.report_line import ReportLine
 from localstage.runtime_api import EXECUTED_VERSION
-from localstage.worker import Invocation, LocalRuntimeError, Outcome, Worker
+from localstage.worker import Invocation, LocalRuntimeError, LogSink, Outcome, Worker
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -124,7 +124,7 @@ class LocalRuntime:
         event_retry_delay_s: float = 0.5,
         max_event_age_s: float = 300.0,
         async_workers: int = 8,
-        log_sink: Callable[[str, str], None] | None = None,
+        log_sink: LogSink | None = None,
         write_bytecode: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -225,13 +225,24 @@ class LocalRuntime:
             changes["timeout_s"] = timeout_s
         with pool.lock:
             pool.spec = dataclasses.replace(pool.spec, **changes)
-            pool.generation += 1
+        self._retire(pool)
+        return pool.spec
+
+    def retire_warm(self, name: str) -> int:
+        """End the function's warm environments (its code changed): the next invoke is cold and
+        loads the code anew; a busy one finishes its invocation, then ends. Returns how many
+        idle environments ended."""
+        return self._retire(self._pool(name))
+
+    def _retire(self, pool: _Pool) -> int:
+        with pool.lock:
+            pool.generation += 1  # busy workers of older generations end when released
             stale, pool.idle = pool.idle, []
             pool.live.difference_update(stale)
         self._last_modified[pool.spec.logical_id] = _now_iso()
         for worker in stale:
             worker.stop()
-        return pool.spec
+        return len(stale)
 
     def put_function_concurrency(self, name: str, reserved: int | None) -> FunctionSpec:
         """Set (or with None remove) the reserved concurrency, as PutFunctionConcurrency does.
@@ -258,8 +269,12 @@ class LocalRuntime:
         qualifier: str | None = None,
         log_tail: bool = False,
         client_context: str | None = None,
+        request_id: str | None = None,
     ) -> InvokeResult:
-        """Invoke synchronously (RequestResponse); raises ThrottledError beyond the concurrency."""
+        """Invoke synchronously (RequestResponse); raises ThrottledError beyond the concurrency.
+
+        `request_id` keeps an Event invocation's id through its attempts, as Lambda does (its
+        log lines carry the id the caller was given)."""
         pool = self._pool(name)
         qualifier = qualifier or parse_function_name(name)[1]
         payload = _validated(payload)
@@ -273,6 +288,7 @@ class LocalRuntime:
                 qualifier=qualifier,
                 log_tail=log_tail,
                 client_context=client_context,
+                request_id=request_id or str(uuid.uuid4()),
             )
         finally:
             with self._global_lock:
@@ -397,20 +413,23 @@ class LocalRuntime:
         qualifier: str | None,
         log_tail: bool,
         client_context: str | None,
+        request_id: str,
     ) -> InvokeResult:
         spec = worker.spec
-        request_id = str(uuid.uuid4())
         invocation = Invocation(
             request_id=request_id,
             payload=payload,
             invoked_arn=self.function_arn(spec, qualifier),
             timeout_s=float(spec.timeout_s),
             client_context=client_context,
+            # Only a console folds pings: without a log sink nothing reads the flag.
+            warming=self._log_sink is not None and _is_warming_ping(payload),
         )
         if cold:
             worker.write_platform_line(
                 f"INIT_START Runtime Version: python:3.13.local\t"
-                f"Runtime Version ARN: arn:aws:lambda:{self.region}::runtime:local"
+                f"Runtime Version ARN: arn:aws:lambda:{self.region}::runtime:local",
+                invocation,
             )
         reusable = False
         try:
@@ -512,7 +531,9 @@ class LocalRuntime:
         last: InvokeResult | None = None
         while attempts_left > 0 and not self._closing.is_set():
             try:
-                result = self.invoke(logical_id, payload, qualifier=qualifier)
+                result = self.invoke(
+                    logical_id, payload, qualifier=qualifier, request_id=request_id
+                )
             except ThrottledError:
                 if self._clock() - first_try > self._max_event_age_s:
                     break
@@ -605,6 +626,17 @@ class LocalRuntime:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _is_warming_ping(payload: bytes) -> bool:
+    # lambdakit.warm's ping event: {"warmer": true, ...}; the cheap test first.
+    if b'"warmer"' not in payload:
+        return False
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get("warmer") is True
 
 
 def _validated(payload: bytes) -> bytes:

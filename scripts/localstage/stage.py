@@ -19,12 +19,14 @@ from localstage.datadog_standin import DatadogStandIn, forwarder_overrides, star
 from localstage.invoke_api import start_invoke_api
 from localstage.log_subscriptions import LogPipeline, subscriptions_of
 from localstage.ports import probe_port
+from localstage.reload import Reloader
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
 from localstage.sqs_source import QueueTarget, SqsEventSource, SqsSources, concurrency_of
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
-from locate import STATE_FILE, TEMPLATE
+from localstage.worker import LogLine
+from locate import STATE_FILE, TEMPLATE, LocateError, running_stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from localstage.apigw import ApiFront
     from localstage.runtime import InvokeResult
     from localstage.spec import StackSpec
+    from localstage.worker import LogSink
 
 __all__ = ["LocalStage", "PortInUseError", "StageConfig", "StageError"]
 
@@ -78,7 +81,16 @@ class StageConfig:
     lambda_via_invoke_api: bool = False
     # Receives every line the functions' workers print (function name, line), as CloudWatch Logs
     # would; None keeps them in the runtime only (the log tail of each invocation).
-    log_sink: Callable[[str, str], None] | None = None
+    log_sink: LogSink | None = None
+    # A real Vanta API (or any other upstream) instead of the stand-in, with the credentials the
+    # local secret then holds; None starts the stand-in with its own credentials.
+    vanta_url: str | None = None
+    vanta_credentials: Mapping[str, str] | None = None
+    # Watch the functions' code, layers, events and the template (localstage.reload): a saved
+    # change retires the affected functions' warm environments. Not for a read-only build.
+    reload: bool = False
+    # Receives the stage's own one-line notices (reloads); None prints them.
+    say: Callable[[str], None] | None = None
     # False for a `sam build` output: its code is read-only on Lambda (/var/task, /opt), so the
     # workers never write bytecode next to it and run only the bytecode the build shipped.
     writable_code: bool = True
@@ -91,6 +103,34 @@ class StageConfig:
         """
         private = {"api_port": 0, "invoke_port": 0, "moto_port": 0, "vanta_port": 0}
         return cls(**{**private, "state_file": None, **changes})
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _check_state_file(path: Path) -> None:
+    """Refuse a state file that describes another live stage: writing it would hide that stage
+    from every tool, and this stage's exit would delete it."""
+    try:
+        owner = running_stage(path)
+    except LocateError:
+        return  # unreadable or foreign: no live stage to protect, it is overwritten
+    if owner is not None and owner.pid not in (None, os.getpid()):
+        raise StageError(
+            f"{path} belongs to the running local stage pid {owner.pid} ({owner.api_url}): "
+            "stop that stage, or give this one other ports or another --state-file"
+        )
+
+
+def _remove_own_state(path: Path) -> None:
+    """Delete the state file only while it still describes this process's stage."""
+    try:
+        owner = running_stage(path)
+    except LocateError:
+        return
+    if owner is not None and owner.pid == os.getpid():
+        path.unlink(missing_ok=True)
 
 
 def _check_port(host: str, port: int, what: str, flag: str) -> None:
@@ -134,13 +174,17 @@ class LocalStage:
     def start(self) -> None:
         """Start the stand-in, moto, the resources, the runtime and both HTTP fronts."""
         cfg = self.config
-        for port, what, flag in (
+        ports = [
             (cfg.api_port, "API Gateway front", "--api-port"),
             (cfg.invoke_port, "Lambda Invoke API", "--invoke-port"),
             (cfg.moto_port, "AWS emulator", "--moto-port"),
-            (cfg.vanta_port, "Vanta stand-in", "--vanta-port"),
-        ):
+        ]
+        if cfg.vanta_url is None:
+            ports.append((cfg.vanta_port, "Vanta stand-in", "--vanta-port"))
+        for port, what, flag in ports:
             _check_port(cfg.host, port, what, flag)
+        if cfg.state_file is not None:
+            _check_state_file(cfg.state_file)
         try:
             self._start(cfg)
         except BaseException:
@@ -148,18 +192,26 @@ class LocalStage:
             raise
 
     def _start(self, cfg: StageConfig) -> None:
-        standin = start_standin(cfg.host, cfg.vanta_port, dataset=cfg.dataset)
-        self._stack.callback(standin.stop)
-        self.standin = standin
+        if cfg.vanta_url is None:
+            standin = start_standin(cfg.host, cfg.vanta_port, dataset=cfg.dataset)
+            self._stack.callback(standin.stop)
+            self.standin = standin
+            vanta_url = standin.url
+            upstream = LOCAL_OVERRIDES
+            credentials = {
+                "client_id": DEFAULT_CREDENTIALS.client_id,
+                "client_secret": DEFAULT_CREDENTIALS.client_secret,
+            }
+        else:
+            # A real upstream keeps the template's pacing: its rate limits are real.
+            vanta_url = cfg.vanta_url
+            upstream = {k: v for k, v in LOCAL_OVERRIDES.items() if k != "VantaPagesPerMinute"}
+            credentials = dict(cfg.vanta_credentials or {})
         moto = start_moto(cfg.host, cfg.moto_port)
         self._stack.callback(moto.stop)
-        overrides = {**LOCAL_OVERRIDES, "VantaApiBaseUrl": standin.url, **cfg.overrides}
+        overrides = {**upstream, "VantaApiBaseUrl": vanta_url, **cfg.overrides}
         if overrides.get("MetricsForwarder") == "datadog":
             overrides.update(self._start_datadog(cfg, moto.endpoint_url))
-        credentials = {
-            "client_id": DEFAULT_CREDENTIALS.client_id,
-            "client_secret": DEFAULT_CREDENTIALS.client_secret,
-        }
         stack, physical = prepare_local_stack(
             cfg.template,
             moto.endpoint_url,
@@ -194,6 +246,17 @@ class LocalStage:
         self._stack.callback(runtime.shutdown)
         self.runtime = runtime
         self._wire_log_subscriptions(logs, runtime, stack)
+        if cfg.reload and cfg.writable_code:
+            reloader = Reloader(
+                runtime,
+                stack.functions,
+                template=cfg.template.resolve(),
+                events_dir=cfg.template.resolve().parent / "events",
+                say=cfg.say or _print,
+                root=cfg.template.resolve().parent,
+            )
+            reloader.start()
+            self._stack.callback(reloader.stop)
         invoke_api = start_invoke_api(runtime, cfg.host, cfg.invoke_port)
         self._stack.callback(invoke_api.close)
         if cfg.lambda_via_invoke_api:
@@ -231,7 +294,7 @@ class LocalStage:
             "api": front.url,
             "invoke": invoke_api.endpoint_url,
             "aws": moto.endpoint_url,
-            "vanta": standin.url,
+            "vanta": vanta_url,
         }
         self._write_state()
 
@@ -303,7 +366,9 @@ class LocalStage:
             return None if matched is None else matched.route.path
 
         front.access_log = AccessLog(
-            log_format, resource_of=resource_of, sink=lambda line: sink(api_id, line)
+            log_format,
+            resource_of=resource_of,
+            sink=lambda line: sink(LogLine(api_id, line, api_id, access=True)),
         )
 
     def _write_state(self) -> None:
@@ -315,7 +380,7 @@ class LocalStage:
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(state, indent=2) + "\n")
         os.replace(temporary, path)  # readers never see half a file
-        self._stack.callback(path.unlink, missing_ok=True)
+        self._stack.callback(_remove_own_state, path)
 
     def describe(self) -> dict[str, Any]:
         """What scripts and tests need to find the stage (also written to .local/stage.json)."""

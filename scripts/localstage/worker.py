@@ -45,6 +45,21 @@ class LocalRuntimeError(Exception):
     """Base of the local runtime's errors."""
 
 
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line as a log sink receives it: a function's, or an API access line."""
+
+    function: str  # the function's name (its log group's), or the API's logical id
+    text: str
+    logical_id: str = ""  # the template's logical id of what wrote it
+    request_id: str | None = None  # None for lines written outside an invocation (init)
+    warming: bool = False  # written by an invocation that was a warming ping
+    access: bool = False  # an API Gateway access log line
+
+
+type LogSink = Callable[[LogLine], None]
+
+
 @dataclass(slots=True)
 class Invocation:
     request_id: str
@@ -52,6 +67,7 @@ class Invocation:
     invoked_arn: str
     timeout_s: float
     client_context: str | None
+    warming: bool = False
     outcomes: queue.Queue[tuple[str, bytes]] = dataclasses.field(default_factory=queue.Queue)
     delivered_at: float | None = None
 
@@ -81,7 +97,7 @@ class Worker:
         *,
         host: str,
         generation: int,
-        log_sink: Callable[[str, str], None] | None,
+        log_sink: LogSink | None,
     ) -> None:
         self.spec = spec
         self.generation = generation
@@ -173,13 +189,24 @@ class Worker:
             return
         *lines, self._partial = (self._partial + chunk).split(b"\n")
         for line in lines:
-            self._log_sink(self.spec.function_name, line.decode(errors="replace"))
+            self._sink_line(line.decode(errors="replace"))
 
-    def write_platform_line(self, line: str) -> None:
+    def _sink_line(self, text: str, invocation: Invocation | None = None) -> None:
+        if self._log_sink is None:
+            return
+        # A reference read: the line belongs to the invocation running (or the one named).
+        current = invocation or self._current
+        request_id = current.request_id if current is not None else None
+        warming = current.warming if current is not None else False
+        spec = self.spec
+        self._log_sink(LogLine(spec.function_name, text, spec.logical_id, request_id, warming))
+
+    def write_platform_line(self, line: str, invocation: Invocation | None = None) -> None:
+        """A line of the platform's own (INIT_START, END, REPORT), for `invocation` if given,
+        else for the one running."""
         with self._log_lock:
             self._log += line.encode() + b"\n"
-        if self._log_sink is not None:
-            self._log_sink(self.spec.function_name, line)
+        self._sink_line(line, invocation)
 
     def take_log(self) -> bytes:
         with self._log_lock:

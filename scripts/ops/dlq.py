@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from locate import STATE_FILE, LocateError, running_stage, samconfig_environment, stack_outputs
+from locate import LocateError, find_stage, samconfig_environment, stack_outputs
 from vulnstats.triggers import InvalidTriggerError, parse_trigger
 
 if TYPE_CHECKING:
@@ -452,19 +452,21 @@ class Target:
     on_aws: bool = False
 
 
-def local_target(state_file: Path) -> Target:
-    """The running local stage (its .local/stage.json): moto's SQS and the Invoke API."""
-    info = running_stage(state_file)
+def local_target(state_file: Path | None) -> Target:
+    """The running local stage (`state_file`, else locate.find_stage's pick): moto's SQS and
+    the Invoke API."""
+    info = find_stage(state_file)
     if info is None:
+        where = f"no live stage in {state_file}" if state_file else "none in .local/"
         raise DlqError(
-            f"no local stage is running (no live stage in {state_file}): start one with "
+            f"no local stage is running ({where}): start one with "
             "make local, or name a deployed stack with ENV=dev|prod (or --stack)"
         )
     session = info.session()
     queue_url = info.resource("DeadLetterQueue")
     requests_url = info.resource("SyncRequestsQueue")
     return Target(
-        where=f"local stage {info.stack_name}",
+        where=info.which(),
         queue_url=queue_url,
         sync_function_name=info.function("SyncFunction"),
         sqs=session.client("sqs", endpoint_url=info.aws_endpoint_url),
@@ -534,7 +536,7 @@ def _target(args: argparse.Namespace) -> Target:
     if args.config_env:
         environment = samconfig_environment(args.config_env)
         return aws_target(environment.stack(), args.region or environment.region, args.profile)
-    return local_target(Path(args.state_file))
+    return local_target(args.state_file)
 
 
 def _inspect(args: argparse.Namespace, target: Target) -> int:
@@ -623,7 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--config-env", help="a samconfig.toml environment, e.g. dev")
         command.add_argument("--region", help="AWS region of the stack")
         command.add_argument("--profile", help="AWS named profile")
-        command.add_argument("--state-file", default=str(STATE_FILE), help="the local stage")
+        command.add_argument(
+            "--state-file",
+            type=Path,
+            help="a running local stage's state file (default: the only one running, or the "
+            "one on the default ports)",
+        )
     args = parser.parse_args(argv)
     try:
         target = _target(args)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from locate import (
     REPO,
     SAMCONFIG,
-    STATE_FILE,
     LocateError,
     TargetUnavailableError,
 )
@@ -143,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the running local stage (its state file), else a private one started for the run",
     )
     where.add_argument(
-        "--state-file", type=Path, default=STATE_FILE, help="the local stage's state file"
+        "--state-file",
+        type=Path,
+        help="a running local stage's state file (default: the only one running, or the one "
+        "on the default ports)",
     )
     where.add_argument(
         "--endpoint-url", help="a Lambda Invoke API endpoint (e.g. the local stage's)"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
-from locate import STATE_FILE, LocateError, local_stage
+from locate import LocateError, local_stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -411,7 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--requests", type=int, default=DEFAULT_MAX_REQUESTS, help="upper bound")
     parser.add_argument("--seconds", type=float, default=DEFAULT_MAX_SECONDS, help="upper bound")
-    parser.add_argument("--state-file", default=str(STATE_FILE), help="a running stage")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="a running stage's state file (default: the only one running, or the one on the "
+        "default ports)",
+    )
     parser.add_argument(
         "--private", action="store_true", help="start a private stage even if one runs"
     )
@@ -420,9 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with local_stage(
-            None if args.private else Path(args.state_file),
+            args.state_file,
             lambda: _private_config(args.vulnerabilities),
             sync_reason="load test",
+            use_running=not args.private,
         ) as stage:
             return _run(args, stage)
     except (LoadTestError, LocateError) as exc:

@@ -214,9 +214,8 @@ def endpoint_for(args: argparse.Namespace, say: Callable[[str], None]) -> Iterat
             lambda: _private_config(args.findings),
             sync_reason="performance_test private stage",
             announce=announce,
+            say=say,
         ) as stage:
-            if not stage.private:
-                say(f"using the running local stage ({stage.source})")
             yield Endpoint.of_stage(stage)
         return
     if args.endpoint_url:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 
 from localstage.stage import LocalStage, StageConfig
-from locate import TEMPLATE, local_session
+from locate import REPO, TEMPLATE, local_session
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
 
     from localstage.vanta_data import Dataset
+    from localstage.worker import LogLine, LogSink
 
 
 def isolated_stage(
@@ -24,7 +28,7 @@ def isolated_stage(
     dataset: Dataset,
     overrides: Mapping[str, str] | None = None,
     lambda_via_invoke_api: bool = False,
-    log_sink: Callable[[str, str], None] | None = None,
+    log_sink: LogSink | None = None,
     build_dir: Path | None = None,
     region: str = "us-east-1",
 ) -> LocalStage:
@@ -67,11 +71,30 @@ class LogCapture:
         self._lock = threading.Lock()
         self._lines: list[tuple[str, str]] = []
 
-    def __call__(self, function: str, line: str) -> None:
+    def __call__(self, line: LogLine) -> None:
         with self._lock:
-            self._lines.append((function, line))
+            self._lines.append((line.function, line.text))
 
     def lines(self, start: int = 0) -> list[tuple[str, str]]:
         """The lines captured so far, from index ``start`` on."""
         with self._lock:
             return self._lines[start:]
+
+
+# What `make local` puts on the path of `python -m localstage`.
+TOOL_ENV: Final = {
+    "PYTHONPATH": os.pathsep.join(str(REPO / part) for part in ("scripts", "layers/shared"))
+}
+
+
+def localstage_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m localstage ARGS` from the repository root, as make runs it; never raises."""
+    return subprocess.run(
+        [sys.executable, "-m", "localstage", *args],
+        env={**os.environ, **TOOL_ENV},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

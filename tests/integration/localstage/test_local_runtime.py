@@ -441,7 +441,7 @@ def test_worker_idle_past_the_idle_timeout_is_stopped() -> None:
         base_env=CREDENTIALS,
         idle_timeout_s=60,
         clock=clock,
-        log_sink=lambda _name, line: lines.append(line),
+        log_sink=lambda line: lines.append(line.text),
     ) as local:
         first = local.invoke("idle", b"{}")
         clock.now += 30

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 import requests
-from stage_support import invoke_client, isolated_stage
+from stage_support import TOOL_ENV, invoke_client, isolated_stage, localstage_cli
 
 from localstage.report_line import ReportLine
 from localstage.stage import LocalStage, PortInUseError, StageConfig
@@ -29,7 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("stage")]
 REPO = Path(__file__).resolve().parents[3]
 EVENTS = REPO / "events"
 # What `make local` puts on the path: the tools and the layer whose sync contract they use.
-_TOOL_PATH = os.pathsep.join(str(REPO / part) for part in ("scripts", "layers/shared"))
 
 
 def _event(name: str) -> Any:
@@ -189,7 +188,7 @@ def test_second_stage_on_the_same_port_says_port_in_use(stage: LocalStage, tmp_p
 def test_make_local_command_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     # given `python -m localstage up` (what `make local` runs) on free ports
     state = tmp_path / "stage.json"
-    env = {**os.environ, "PYTHONPATH": _TOOL_PATH}
+    env = {**os.environ, **TOOL_ENV}
     args = [sys.executable, "-m", "localstage", "up", "--state-file", str(state)]
     args += ["--api-port", "0", "--invoke-port", "0", "--moto-port", "0", "--vanta-port", "0"]
     args += ["--vulnerabilities", "50"]
@@ -218,25 +217,12 @@ def test_make_local_command_serves_then_stops_cleanly_on_ctrl_c(tmp_path: Path) 
     assert not state.exists()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": _TOOL_PATH}
-    return subprocess.run(
-        [sys.executable, "-m", "localstage", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_fire_sends_the_templates_schedule_event_through_the_running_stage(
     stage: LocalStage,
 ) -> None:
     # given the running stage / when its sync schedule is fired from the command line
     assert stage.config.state_file is not None
-    result = _cli("fire", "SyncFunction", "--state-file", str(stage.config.state_file))
+    result = localstage_cli("fire", "SyncFunction", "--state-file", str(stage.config.state_file))
     # then one Event invocation was queued for the sync function
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("fired SyncFunction: request ") == 1
@@ -244,7 +230,7 @@ def test_fire_sends_the_templates_schedule_event_through_the_running_stage(
 
 def test_fire_names_the_schedules_it_knows_when_given_an_unknown_one(stage: LocalStage) -> None:
     assert stage.config.state_file is not None
-    result = _cli("fire", "NoSuchSchedule", "--state-file", str(stage.config.state_file))
+    result = localstage_cli("fire", "NoSuchSchedule", "--state-file", str(stage.config.state_file))
     assert result.returncode == 2
     assert "NoSuchSchedule" in result.stderr
     assert "SyncFunction." in result.stderr
@@ -253,7 +239,9 @@ def test_fire_names_the_schedules_it_knows_when_given_an_unknown_one(stage: Loca
 def test_invoke_local_uses_the_running_stage(stage: LocalStage) -> None:
     assert stage.config.state_file is not None
     event = str(EVENTS / "api_get_health.json")
-    result = _cli("invoke", "ApiFunction", event, "--state-file", str(stage.config.state_file))
+    result = localstage_cli(
+        "invoke", "ApiFunction", event, "--state-file", str(stage.config.state_file)
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["statusCode"] == 200
     assert "REPORT RequestId:" in result.stderr
@@ -261,8 +249,11 @@ def test_invoke_local_uses_the_running_stage(stage: LocalStage) -> None:
 
 def test_invoke_local_without_a_stage_starts_a_private_one(tmp_path: Path) -> None:
     event = str(EVENTS / "sync_manual.json")
-    result = _cli("invoke", "SyncFunction", event, "--state-file", str(tmp_path / "none.json"))
+    result = localstage_cli(
+        "invoke", "SyncFunction", event, "--state-file", str(tmp_path / "none.json")
+    )
     assert result.returncode == 0, result.stderr
+    assert "no local stage is running (make local starts one)" in result.stderr
     answer = json.loads(result.stdout)
     assert answer["status"] == "succeeded", answer
     assert answer["run_counts"]["fetched"] > 0

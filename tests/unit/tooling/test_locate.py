@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from locate import LocateError, running_stage, samconfig_environment
+from locate import LocateError, find_stage, running_stage, samconfig_environment, state_file_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -132,3 +132,38 @@ def test_a_broken_state_file_is_named(tmp_path: Path, content: str, complaint: s
     with pytest.raises(LocateError, match=complaint) as raised:
         running_stage(path)
     assert str(path) in str(raised.value)
+
+
+def _write_stage(path: Path, api_url: str) -> None:
+    path.write_text(json.dumps({**STAGE, "pid": os.getpid(), "api_url": api_url}))
+
+
+def test_a_stage_on_other_ports_has_its_own_state_file(tmp_path: Path) -> None:
+    assert state_file_for(3000, tmp_path) == tmp_path / "stage.json"
+    assert state_file_for(3100, tmp_path) == tmp_path / "stage-3100.json"
+
+
+def test_tools_pick_the_only_stage_or_the_one_on_the_default_ports(tmp_path: Path) -> None:
+    # given no stage, then one on other ports
+    assert find_stage(None, tmp_path) is None
+    _write_stage(state_file_for(3100, tmp_path), "http://127.0.0.1:3100")
+    only = find_stage(None, tmp_path)
+    assert only is not None
+    assert only.api_url == "http://127.0.0.1:3100"
+    # when a second stage runs on the default ports, it is the one picked, and said so
+    _write_stage(state_file_for(3000, tmp_path), "http://127.0.0.1:3000")
+    picked = find_stage(None, tmp_path)
+    assert picked is not None
+    assert picked.which() == (
+        f"local stage vulnstats-local at http://127.0.0.1:3000 "
+        f"(pid {os.getpid()}, {tmp_path / 'stage.json'})"
+    )
+
+
+def test_several_stages_off_the_default_ports_must_be_named(tmp_path: Path) -> None:
+    _write_stage(state_file_for(3100, tmp_path), "http://127.0.0.1:3100")
+    _write_stage(state_file_for(3200, tmp_path), "http://127.0.0.1:3200")
+    with pytest.raises(LocateError, match="2 local stages are running, name one") as raised:
+        find_stage(None, tmp_path)
+    assert "127.0.0.1:3100" in str(raised.value)
+    assert "127.0.0.1:3200" in str(raised.value)
