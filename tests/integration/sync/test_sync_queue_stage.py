@@ -58,7 +58,7 @@ def stage(
         tmp_path_factory.mktemp("sync-queue"),
         name="sync-queue",
         dataset=DATA,
-        log_sink=lambda function, line: logs.append((function, line)),
+        log_sink=lambda line: logs.append((line.function, line.text)),
     ) as running:
         first = running.invoke("SyncFunction", manual_event("the data the tests start from"))
         assert first.function_error is None, first.payload
