@@ -119,7 +119,7 @@ DEPLOY_ENV = $(or $(ENV),dev)
 DEPLOY_CHECK = PYTHONPATH=scripts:layers/shared $(PY) -m buildtools.deploy_check --config-env $(DEPLOY_ENV)
 DEPLOY_OVERRIDES = PYTHONPATH=scripts $(PY) -m buildtools.version_hash --config-env $(DEPLOY_ENV) --parameter-overrides
 
-.PHONY: deploy-guided delete sam
+.PHONY: deploy-guided version-hash delete sam
 deploy: $(VENV)/.installed ## check, build, then sam deploy with a samconfig environment and the API's version hash: make deploy [ENV=dev|prod|dr] (default dev)
 	@$(DEPLOY_CHECK)
 	@$(MAKE) build
@@ -131,6 +131,9 @@ deploy-guided: $(VENV)/.installed ## the first deploy, sam deploy --guided, afte
 	@$(MAKE) build
 	overrides="$$($(DEPLOY_OVERRIDES))"; \
 	  $(SAM) deploy --guided --config-env $(DEPLOY_ENV) --parameter-overrides "$$overrides"
+
+version-hash: $(VENV)/.installed ## print the --parameter-overrides make deploy passes (samconfig's, plus ApiVersionHash): [ENV=dev|prod|dr]
+	@$(DEPLOY_OVERRIDES)
 
 delete: $(TOOLS)/sam/.installed ## tear a deployed stack down (sam delete asks to confirm): make delete ENV=dev|prod|dr
 	@[ -n "$(ENV)" ] && [ "$(ENV)" != local ] || { echo "usage: make delete ENV=<samconfig environment, e.g. dev> (it deletes that stack and its artifacts)" >&2; exit 2; }
