@@ -133,7 +133,7 @@ def _page(app: APIGatewayRestResolver, event: dict[str, Any]) -> int:
 
 
 def _measure(table: str, endpoint_url: str, pages: int) -> list[dict[str, Any]]:
-    settings = ApiSettings(table_name=table, sync_function_name="sync", cache_ttl_seconds=0)
+    settings = ApiSettings(table_name=table, sync_queue_url="unused", cache_ttl_seconds=0)
     rows = []
     for label, query in FILTERS.items():
         event = _event(query)

@@ -409,11 +409,18 @@ def _fire(args: argparse.Namespace) -> int:
     _say(f"using the {info.which()}")
     stack = load_stack(info.template, overrides=info.parameters)
     schedules = [s for spec in stack.functions.values() for s in spec.schedules]
+    queues = info.session().client("sqs", endpoint_url=info.aws_endpoint_url)
+
+    def send_to_queue(queue: str, body: bytes) -> str:
+        answer = queues.send_message(QueueUrl=info.resource(queue), MessageBody=body.decode())
+        return str(answer["MessageId"])
+
     scheduler = Scheduler(
         schedules,
         _InvokeApiInvoker(info, stack.account_id),
         function_names=dict(info.functions),
         stack_name=info.stack_name,
+        send_to_queue=send_to_queue,
     )
     try:
         request_ids = scheduler.fire(args.schedule)

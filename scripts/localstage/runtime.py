@@ -189,6 +189,12 @@ class LocalRuntime:
         """Idle execution environments kept warm for the function."""
         return len(self._pool(name).idle)
 
+    def busy_worker_pids(self, name: str) -> list[int]:
+        """Process ids of the function's environments handling an invocation now."""
+        pool = self._pool(name)
+        with pool.lock:
+            return [worker.proc.pid for worker in pool.live if worker not in pool.idle]
+
     def _pool(self, name: str) -> _Pool:
         bare, _ = parse_function_name(name)
         logical_id = self._names.get(bare)

@@ -243,8 +243,11 @@ class Scheduler:
         clock: Callable[[], float] = _system_clock,
         sleep: Callable[[float], None] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        send_to_queue: Callable[[str, bytes], str] | None = None,
     ) -> None:
+        """``send_to_queue(queue logical id, body)`` fires a rule whose target is a queue."""
         self.schedules = tuple(schedules)
+        self._send_to_queue = send_to_queue
         self.warnings: list[str] = []  # schedules the compressed clock cannot run
         self._expressions: dict[int, Expression | None] = {}
         for spec in self.schedules:
@@ -321,7 +324,12 @@ class Scheduler:
         return json.dumps(event).encode()
 
     def _fire_one(self, spec: ScheduleSpec, when: dt.datetime) -> str:
-        request_id = self._runtime.invoke_async(self._invoke_name(spec), self.payload(spec, when))
+        if spec.queue is not None and self._send_to_queue is not None:
+            request_id = self._send_to_queue(spec.queue, self.payload(spec, when))
+        else:
+            request_id = self._runtime.invoke_async(
+                self._invoke_name(spec), self.payload(spec, when)
+            )
         with self._lock:
             self.fired.append((spec.name, request_id))
         logger.info(

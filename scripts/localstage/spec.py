@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ApiRoute", "FunctionSpec", "ResourceSpec", "ScheduleSpec", "StackSpec"]
+__all__ = [
+    "ApiRoute",
+    "FunctionSpec",
+    "ResourceSpec",
+    "ScheduleSpec",
+    "SqsSourceSpec",
+    "StackSpec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +38,22 @@ class ScheduleSpec:
     expression: str  # "rate(5 minutes)" or "cron(...)"
     payload: dict[str, Any] | None  # the event's Input, parsed; None means the EventBridge default
     enabled: bool = True
+    # An EventBridge rule whose target is this queue (logical id): fired into the queue, which
+    # the function consumes, instead of invoking the function.
+    queue: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SqsSourceSpec:
+    """One SQS event of a function: the event source mapping Lambda's poller would run."""
+
+    function: str  # logical id of the function
+    name: str  # event's logical name in the template
+    queue: str  # logical id of the template's queue
+    batch_size: int = 10  # Lambda's default for a standard queue
+    report_batch_item_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +73,7 @@ class FunctionSpec:
     layer_dirs: tuple[Path, ...]  # absolute ContentUri folders of the template's own layers
     routes: tuple[ApiRoute, ...] = ()
     schedules: tuple[ScheduleSpec, ...] = ()
+    sqs_sources: tuple[SqsSourceSpec, ...] = ()
     dead_letter_queue: str | None = None  # logical id of the SQS queue for failed async events
     max_event_retries: int = 2  # EventInvokeConfig MaximumRetryAttempts
     skipped_layers: tuple[str, ...] = ()  # layers that are not the template's own (not run locally)

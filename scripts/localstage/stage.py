@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from localstage.access_log import AccessLog, access_log_setting
 from localstage.apigw import start_api_front
 from localstage.aws import aws_environment, local_client, prepare_local_stack, start_moto
-from localstage.cfn import load_template
+from localstage.cfn import load_template, local_arn
 from localstage.datadog_standin import DatadogStandIn, forwarder_overrides, start_datadog_standin
 from localstage.invoke_api import start_invoke_api
 from localstage.log_subscriptions import LogPipeline, subscriptions_of
@@ -22,6 +22,7 @@ from localstage.ports import probe_port
 from localstage.reload import Reloader
 from localstage.runtime import LocalRuntime
 from localstage.schedules import Scheduler
+from localstage.sqs_source import QueueTarget, SqsEventSource, SqsSources, concurrency_of
 from localstage.vanta_data import Dataset
 from localstage.vanta_standin import DEFAULT_CREDENTIALS, StandIn, start_standin
 from localstage.worker import LogLine
@@ -156,6 +157,7 @@ class LocalStage:
         self.runtime: LocalRuntime | None = None
         self.standin: StandIn | None = None
         self.scheduler: Scheduler | None = None
+        self.sqs_sources: SqsSources | None = None
         # With MetricsForwarder=datadog: the loopback Datadog intake the forwarder posts to.
         self.datadog: DatadogStandIn | None = None
         # EMF lines to CloudWatch metrics and log subscriptions, as CloudWatch Logs does.
@@ -273,10 +275,21 @@ class LocalStage:
         self._stack.callback(front.close)
         self._wire_access_log(front)
         schedules = [s for spec in stack.functions.values() for s in spec.schedules]
+        queues = local_client("sqs", moto.endpoint_url, cfg.region)
+
+        def send_to_queue(queue: str, body: bytes) -> str:
+            answer = queues.send_message(QueueUrl=physical[queue], MessageBody=body.decode())
+            return str(answer["MessageId"])
+
         self.scheduler = Scheduler(
-            schedules, runtime, function_names=names, stack_name=stack.stack_name
+            schedules,
+            runtime,
+            function_names=names,
+            stack_name=stack.stack_name,
+            send_to_queue=send_to_queue,
         )
         self._stack.callback(self.scheduler.stop)
+        self.sqs_sources = self._start_sqs_sources(stack, physical, runtime, moto.endpoint_url)
         self.urls = {
             "api": front.url,
             "invoke": invoke_api.endpoint_url,
@@ -284,6 +297,40 @@ class LocalStage:
             "vanta": vanta_url,
         }
         self._write_state()
+
+    def _start_sqs_sources(
+        self, stack: StackSpec, physical: Mapping[str, str], runtime: LocalRuntime, endpoint: str
+    ) -> SqsSources:
+        """Poll every SQS event of the template's functions, as Lambda's event sources do."""
+        region = self.config.region
+
+        def client() -> Any:
+            return local_client("sqs", endpoint, region)
+
+        sources = [
+            SqsEventSource(
+                source,
+                runtime,
+                QueueTarget(
+                    url=physical[source.queue],
+                    arn=local_arn(
+                        _QUEUE,
+                        stack.resources[source.queue].physical_name,
+                        region=region,
+                        account_id=stack.account_id,
+                    ),
+                    region=region,
+                ),
+                sqs_client=client,
+                concurrency=concurrency_of(source, spec.reserved_concurrency),
+            )
+            for spec in stack.functions.values()
+            for source in spec.sqs_sources
+        ]
+        pollers = SqsSources(sources)
+        pollers.start()
+        self._stack.callback(pollers.stop)
+        return pollers
 
     def _start_datadog(self, cfg: StageConfig, endpoint_url: str) -> dict[str, str]:
         """Start the Datadog stand-in; the parameters that point the forwarder at it."""

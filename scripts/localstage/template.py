@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from localstage.cfn import API_TYPES, FUNCTION_TYPES, LAYER_TYPES, TemplateError
@@ -15,7 +16,14 @@ from localstage.intrinsics import (
     open_template,
     properties_of,
 )
-from localstage.spec import ApiRoute, FunctionSpec, ResourceSpec, ScheduleSpec, StackSpec
+from localstage.spec import (
+    ApiRoute,
+    FunctionSpec,
+    ResourceSpec,
+    ScheduleSpec,
+    SqsSourceSpec,
+    StackSpec,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -120,11 +128,51 @@ class _Reader:
         self._api_settings: dict[str, tuple[dict[str, Any], Any]] = {}
 
     def functions(self) -> dict[str, FunctionSpec]:
-        return {
+        functions = {
             logical_id: self.function(logical_id)
             for logical_id, resource in self.context.resources.items()
             if resource.get("Type") in FUNCTION_TYPES
         }
+        for function, schedule in self.queue_schedules(functions):
+            spec = functions[function]
+            functions[function] = replace(spec, schedules=(*spec.schedules, schedule))
+        return functions
+
+    def queue_schedules(
+        self, functions: Mapping[str, FunctionSpec]
+    ) -> Iterator[tuple[str, ScheduleSpec]]:
+        """EventBridge rules on a schedule whose target is a queue a function consumes.
+
+        Locally they fire into that queue (the function's SQS event source takes it from there);
+        they are listed with the consuming function, under the rule's logical id.
+        """
+        consumers = {s.queue: s.function for f in functions.values() for s in f.sqs_sources}
+        for rule_id, resource in self.context.resources.items():
+            if resource.get("Type") != "AWS::Events::Rule":
+                continue
+            base = f"Resources.{rule_id}.Properties"
+            properties = self.context.resolve(properties_of(resource), base)
+            expression = properties.get("ScheduleExpression")
+            if not isinstance(expression, str):
+                continue
+            for index, target in enumerate(properties.get("Targets") or []):
+                queue = self.queue_of(target.get("Arn"))
+                if queue is None or queue not in consumers:
+                    continue
+                payload = None
+                if "Input" in target:
+                    payload = json.loads(str(target["Input"]))
+                yield (
+                    consumers[queue],
+                    ScheduleSpec(
+                        function=consumers[queue],
+                        name=rule_id if index == 0 else f"{rule_id}{index}",
+                        expression=expression,
+                        payload=payload,
+                        enabled=str(properties.get("State", "ENABLED")).upper() == "ENABLED",
+                        queue=queue,
+                    ),
+                )
 
     def function(self, logical_id: str) -> FunctionSpec:
         context = self.context
@@ -169,6 +217,7 @@ class _Reader:
             layer_dirs=layer_dirs,
             routes=tuple(self.routes(logical_id, raw.get("Events"), f"{base}.Events")),
             schedules=tuple(self.schedules(logical_id, raw.get("Events"), f"{base}.Events")),
+            sqs_sources=tuple(self.sqs_sources(logical_id, raw.get("Events"), f"{base}.Events")),
             dead_letter_queue=self.dead_letter_queue(
                 raw.get("DeadLetterQueue"), f"{base}.DeadLetterQueue"
             ),
@@ -252,7 +301,7 @@ class _Reader:
 
     def routes(self, logical_id: str, raw_events: Any, path: str) -> Iterator[ApiRoute]:
         for name, event_type, properties in self.events(raw_events, path):
-            if event_type in ("Schedule", "ScheduleV2"):
+            if event_type in ("Schedule", "ScheduleV2", "SQS"):
                 continue
             if event_type != "Api":
                 self.context.warnings.append(
@@ -349,6 +398,41 @@ class _Reader:
                 enabled=enabled,
             )
 
+    def sqs_sources(self, logical_id: str, raw_events: Any, path: str) -> Iterator[SqsSourceSpec]:
+        for name, event_type, properties in self.events(raw_events, path):
+            if event_type != "SQS":
+                continue
+            event_path = f"{path}.{name}.Properties"
+            queue = self.queue_of(properties.get("Queue"))
+            if queue is None:
+                raise TemplateError(
+                    f"{event_path}.Queue: {properties.get('Queue')!r} is not one of the "
+                    "template's queues"
+                )
+            scaling = properties.get("ScalingConfig") or {}
+            maximum = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
+            yield SqsSourceSpec(
+                function=logical_id,
+                name=name,
+                queue=queue,
+                batch_size=_as_int(properties.get("BatchSize", 10), f"{event_path}.BatchSize"),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (properties.get("FunctionResponseTypes") or []),
+                maximum_concurrency=(
+                    None
+                    if maximum is None
+                    else _as_int(maximum, f"{event_path}.ScalingConfig.MaximumConcurrency")
+                ),
+                enabled=is_true(properties.get("Enabled", True)),
+            )
+
+    def queue_of(self, arn: Any) -> str | None:
+        """The logical id of the template's queue with this ARN, or None."""
+        for queue_id, resource in self.context.resources.items():
+            if resource.get("Type") == "AWS::SQS::Queue" and self.context.arn(queue_id) == arn:
+                return queue_id
+        return None
+
     def dead_letter_queue(self, raw: Any, path: str) -> str | None:
         if raw is None:
             return None
@@ -358,9 +442,9 @@ class _Reader:
         if not isinstance(config, dict) or "TargetArn" not in config:
             raise TemplateError(f"{path}: needs Type and TargetArn")
         target = config["TargetArn"]
-        for queue_id, resource in self.context.resources.items():
-            if resource.get("Type") == "AWS::SQS::Queue" and self.context.arn(queue_id) == target:
-                return queue_id
+        queue_id = self.queue_of(target)
+        if queue_id is not None:
+            return queue_id
         self.context.warnings.append(
             f"{path}: target {target} is not one of the template's queues; "
             "no local dead-letter queue"

@@ -1,4 +1,11 @@
-"""Inspect and redrive the sync function's dead-letter queue, on the local stage or on AWS."""
+"""Inspect and redrive the dead-letter queue of the sync requests, on the local stage or on AWS.
+
+A redrive puts each sync request back on the SyncRequests queue, where the sync function's
+event source takes it again (a request that fails again comes back here after maxReceiveCount).
+On AWS, when every message is a sync request, SQS's own redrive (StartMessageMoveTask) moves them;
+otherwise, and on the local stage (moto has no message move tasks), the tool moves each sync
+request itself and leaves the rest.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from locate import LocateError, find_stage, samconfig_environment, stack_outputs
-from vulnstats.triggers import SUCCESS_STATUSES, InvalidTriggerError, parse_trigger
+from vulnstats.triggers import InvalidTriggerError, parse_trigger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DlqError",
     "Inspection",
-    "Invocation",
     "MessageReport",
     "QueueMessage",
     "RedriveOutcome",
@@ -38,7 +44,7 @@ RECEIVE_WAIT_S: Final = 1
 _MAX_BATCH: Final = 10
 _MAX_EMPTY_RECEIVES: Final = 2
 
-Source = Literal["lambda", "eventbridge", "sns", "unknown"]
+Source = Literal["queue", "lambda", "eventbridge", "sns", "unknown"]
 
 
 class DlqError(Exception):
@@ -58,14 +64,6 @@ class QueueMessage:
     receive_count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """A synchronous invocation's answer: Lambda's FunctionError (None on success) and payload."""
-
-    function_error: str | None
-    payload: bytes
-
-
 class Queue(Protocol):
     """The dead-letter queue (SqsQueue is the real one)."""
 
@@ -82,11 +80,11 @@ class Queue(Protocol):
         ...
 
 
-class SyncInvoker(Protocol):
-    """The sync function, invoked synchronously (LambdaInvoker is the real one)."""
+class Requeue(Protocol):
+    """The SyncRequests queue a redriven request goes back to (SqsRequeue is the real one)."""
 
-    def invoke(self, payload: bytes) -> Invocation:
-        """Invoke with RequestResponse and return the answer."""
+    def send(self, body: str) -> None:
+        """Send one message body."""
         ...
 
 
@@ -122,13 +120,15 @@ class MessageReport:
         }
 
 
-def _source(attributes: Mapping[str, str], body: Any) -> Source:
+def _source(attributes: Mapping[str, str], body: Any, is_sync_event: bool) -> Source:
     if "RequestID" in attributes or "ErrorCode" in attributes:
-        return "lambda"  # the function's own DeadLetterConfig (Lambda's async DLQ attributes)
+        return "lambda"  # an async invocation's dead letter (stacks from before the queue)
     if "TARGET_ARN" in attributes or "RULE_ARN" in attributes:
         return "eventbridge"  # a schedule rule could not deliver to its target
     if isinstance(body, dict) and body.get("Type") == "Notification" and "TopicArn" in body:
         return "sns"  # an alarm e-mail the topic could not deliver
+    if is_sync_event:
+        return "queue"  # the SyncRequests queue's redrive: failed maxReceiveCount times
     return "unknown"
 
 
@@ -146,28 +146,32 @@ def _summary(body: Any) -> tuple[str, bool]:
     return f"unrecognised event with keys {keys or 'none'}", False
 
 
-def describe(message: QueueMessage, sync_function_name: str) -> MessageReport:
+def describe(
+    message: QueueMessage, sync_function_name: str, requests_queue_arn: str = ""
+) -> MessageReport:
     """Read a dead-lettered message: origin, failure reason, event, and whether to redrive it.
 
-    Only events meant for the sync function are redriven: the queue also receives the warmer's
-    undeliverable schedule events (pointless to replay) and undeliverable alarm e-mails.
+    Only sync requests are redriven: the queue also receives the warmer's undeliverable
+    schedule events (pointless to replay), undeliverable alarm e-mails and messages that are not
+    triggers at all (the sync function logged why: "message is not a sync trigger").
     """
     attributes = message.attributes
     try:
         body: Any = json.loads(message.body)
     except ValueError:
         body = message.body
-    source = _source(attributes, body)
     event, is_sync_event = _summary(body)
+    source = _source(attributes, body, is_sync_event)
     because: str | None = None
     if source == "eventbridge":
         target = attributes.get("TARGET_ARN", "")
-        if target.split(":function:")[-1].split(":")[0] != sync_function_name:
+        to_sync = target.split(":function:")[-1].split(":")[0] == sync_function_name
+        if not to_sync and target != requests_queue_arn:
             because = f"sent by a schedule for {target or 'an unknown target'}, not the sync"
     elif source == "sns":
         because = "an undeliverable alarm notification: read it, then delete it by hand"
     if because is None and not is_sync_event:
-        because = "not a sync function event"
+        because = "not a sync request (the sync log says why: 'message is not a sync trigger')"
     if source == "lambda":
         code, text = attributes.get("ErrorCode"), attributes.get("ErrorMessage")
     else:
@@ -213,13 +217,18 @@ def _receive_all(
     return list(seen.values()), len(seen) >= max_messages
 
 
-def inspect_queue(queue: Queue, sync_function_name: str, *, max_messages: int) -> Inspection:
+def inspect_queue(
+    queue: Queue, sync_function_name: str, *, max_messages: int, requests_queue_arn: str = ""
+) -> Inspection:
     """List up to max_messages messages with their failure reason; every one stays in the queue."""
     if max_messages < 1:
         raise DlqError(f"--max-messages: expected at least 1, got {max_messages}")
     messages, limit_reached = _receive_all(queue, max_messages, INSPECT_VISIBILITY_S)
     try:
-        return Inspection([describe(m, sync_function_name) for m in messages], limit_reached)
+        return Inspection(
+            [describe(m, sync_function_name, requests_queue_arn) for m in messages],
+            limit_reached,
+        )
     finally:
         for message in messages:
             queue.release(message)
@@ -255,46 +264,31 @@ class RedriveReport:
         return self.count("failed") == 0
 
 
-def judge(invocation: Invocation) -> tuple[bool, str]:
-    """Whether a redriven run succeeded (no FunctionError; run completed or continuing), and why.
-
-    `refused` (another run holds the lock), `failed` (recorded, resumes on the next start),
-    `stale` (a continuation the run no longer needs) and `duplicate` all leave the message.
-    """
-    if invocation.function_error is not None:
-        text = invocation.payload.decode(errors="replace")[:300]
-        return False, f"function error ({invocation.function_error}): {text}"
-    try:
-        answer: Any = json.loads(invocation.payload or b"null")
-    except ValueError:
-        return False, f"answer is not JSON: {invocation.payload[:120]!r}"
-    if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
-        return False, f"answer has no status: {str(answer)[:120]}"
-    status, run_id = answer["status"], answer.get("run_id")
-    message = str(answer.get("message") or "")
-    if status in SUCCESS_STATUSES:
-        return True, f"run {run_id} {status}"
-    return False, f"run {run_id} {status}: {message}".strip()
-
-
 def redrive_queue(
     queue: Queue,
-    invoker: SyncInvoker,
+    requeue: Requeue,
     sync_function_name: str,
     *,
     max_messages: int,
     dry_run: bool = False,
     on_outcome: Callable[[RedriveOutcome], None] | None = None,
+    requests_queue_arn: str = "",
 ) -> RedriveReport:
-    """Re-submit each sync event to the sync function; delete a message only once its run succeeded.
+    """Put each sync request back on the SyncRequests queue, then delete it here.
 
-    Messages are taken one at a time and stay hidden while their run lasts; failed and skipped
-    ones are made visible again at the end, so one redrive never handles a message twice.
+    Messages are taken one at a time; skipped ones are made visible again at the end, so one
+    redrive never handles a message twice. A request that fails again returns to this queue
+    through the SyncRequests queue's own redrive policy.
     """
     if max_messages < 1:
         raise DlqError(f"--max-messages: expected at least 1, got {max_messages}")
     if dry_run:
-        inspection = inspect_queue(queue, sync_function_name, max_messages=max_messages)
+        inspection = inspect_queue(
+            queue,
+            sync_function_name,
+            max_messages=max_messages,
+            requests_queue_arn=requests_queue_arn,
+        )
         outcomes = [
             RedriveOutcome(
                 r,
@@ -322,7 +316,8 @@ def redrive_queue(
             empty = 0
             for message in received:
                 seen.add(message.message_id)
-                outcome = _redrive_one(queue, invoker, message, sync_function_name)
+                report = describe(message, sync_function_name, requests_queue_arn)
+                outcome = _redrive_one(queue, requeue, message, report)
                 if outcome.result != "redriven":
                     kept.append(message)
                 outcomes.append(outcome)
@@ -335,27 +330,22 @@ def redrive_queue(
 
 
 def _redrive_one(
-    queue: Queue, invoker: SyncInvoker, message: QueueMessage, sync_function_name: str
+    queue: Queue, requeue: Requeue, message: QueueMessage, report: MessageReport
 ) -> RedriveOutcome:
-    report = describe(message, sync_function_name)
     if not report.redrivable:
         return RedriveOutcome(report, "skipped", str(report.not_redrivable_because))
     try:
-        invocation = invoker.invoke(message.body.encode())
+        requeue.send(message.body)
     except DlqError as exc:
-        return RedriveOutcome(report, "failed", f"invoke failed: {exc}")
-    succeeded, detail = judge(invocation)
-    if not succeeded:
-        return RedriveOutcome(report, "failed", detail)
+        return RedriveOutcome(report, "failed", str(exc))
     try:
         queue.delete(message)
     except DlqError as exc:
-        # Redriving it again later is safe: a replayed event finds its run already done.
+        # Queued twice is harmless: a replayed request finds its run live or done (coalesced).
         return RedriveOutcome(report, "failed", str(exc))
-    return RedriveOutcome(report, "redriven", detail)
+    return RedriveOutcome(report, "redriven", "back on the SyncRequests queue")
 
 
-# ------------------------------------------------------------------ adapters (boto3)
 def _client_error_types() -> tuple[type[Exception], ...]:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
@@ -401,7 +391,8 @@ class SqsQueue:
             self._client.delete_message(QueueUrl=self._url, ReceiptHandle=message.receipt_handle)
         except _client_error_types() as exc:
             raise DlqError(
-                f"run succeeded but {message.message_id} was not deleted: {exc}"
+                f"{message.message_id} is back on the SyncRequests queue but was not deleted "
+                f"here: {exc}"
             ) from exc
 
 
@@ -422,22 +413,28 @@ def _message(raw: Mapping[str, Any]) -> QueueMessage:
     )
 
 
-class LambdaInvoker:
-    """SyncInvoker over boto3's Lambda client (RequestResponse)."""
+class SqsRequeue:
+    """Requeue over boto3's SQS client: SendMessage to the SyncRequests queue."""
 
-    def __init__(self, client: Any, function_name: str) -> None:
+    def __init__(self, client: Any, url: str) -> None:
         self._client = client
-        self._name = function_name
+        self._url = url
 
-    def invoke(self, payload: bytes) -> Invocation:
-        """Invoke the sync function synchronously."""
+    def send(self, body: str) -> None:
+        """SendMessage with the dead-lettered body, unchanged."""
         try:
-            answer = self._client.invoke(
-                FunctionName=self._name, InvocationType="RequestResponse", Payload=payload
-            )
+            self._client.send_message(QueueUrl=self._url, MessageBody=body)
         except _client_error_types() as exc:
-            raise DlqError(f"cannot invoke {self._name}: {exc}") from exc
-        return Invocation(answer.get("FunctionError"), answer["Payload"].read())
+            raise DlqError(f"cannot send to the SyncRequests queue {self._url}: {exc}") from exc
+
+
+def start_move_task(client: Any, dlq_arn: str, requests_arn: str) -> str:
+    """SQS's own redrive (StartMessageMoveTask) of the whole DLQ to the SyncRequests queue."""
+    try:
+        answer = client.start_message_move_task(SourceArn=dlq_arn, DestinationArn=requests_arn)
+    except _client_error_types() as exc:
+        raise DlqError(f"StartMessageMoveTask from {dlq_arn} failed: {exc}") from exc
+    return str(answer.get("TaskHandle", ""))
 
 
 # ------------------------------------------------------------------ finding the stage
@@ -449,7 +446,10 @@ class Target:
     queue_url: str
     sync_function_name: str
     sqs: Any
-    lambda_client: Any
+    requests_queue_url: str
+    requests_queue_arn: str
+    dlq_arn: str
+    on_aws: bool = False
 
 
 def local_target(state_file: Path | None) -> Target:
@@ -462,41 +462,54 @@ def local_target(state_file: Path | None) -> Target:
             f"no local stage is running ({where}): start one with "
             "make local, or name a deployed stack with ENV=dev|prod (or --stack)"
         )
-    from botocore.config import Config  # noqa: PLC0415
-
     session = info.session()
-    invoke_config = Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1})
+    queue_url = info.resource("DeadLetterQueue")
+    requests_url = info.resource("SyncRequestsQueue")
     return Target(
         where=info.which(),
-        queue_url=info.resource("DeadLetterQueue"),
+        queue_url=queue_url,
         sync_function_name=info.function("SyncFunction"),
         sqs=session.client("sqs", endpoint_url=info.aws_endpoint_url),
-        lambda_client=session.client(
-            "lambda", endpoint_url=info.invoke_endpoint_url, config=invoke_config
-        ),
+        requests_queue_url=requests_url,
+        requests_queue_arn=_local_queue_arn(requests_url, info.region),
+        dlq_arn=_local_queue_arn(queue_url, info.region),
     )
 
 
+def _local_queue_arn(url: str, region: str) -> str:
+    """The ARN of a moto queue from its URL (<endpoint>/<account>/<name>)."""
+    account, name = url.rstrip("/").split("/")[-2:]
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
 def aws_target(stack: str, region: str | None, profile: str | None) -> Target:
-    """A deployed stack: its DeadLetterQueueUrl and SyncFunctionName outputs."""
+    """A deployed stack: its dead-letter and SyncRequests queues and sync function outputs."""
     import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
 
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
     except _client_error_types() as exc:
         raise DlqError(f"cannot describe stack {stack}: {exc}") from exc
     outputs = stack_outputs(session, stack)
-    missing = [k for k in ("DeadLetterQueueUrl", "SyncFunctionName") if k not in outputs]
+    needed = (
+        "DeadLetterQueueUrl",
+        "DeadLetterQueueArn",
+        "SyncRequestsQueueUrl",
+        "SyncRequestsQueueArn",
+        "SyncFunctionName",
+    )
+    missing = [k for k in needed if k not in outputs]
     if missing:
         raise DlqError(f"stack {stack} has no output {', '.join(missing)}: deploy this template")
-    invoke_config = Config(read_timeout=960, retries={"mode": "standard", "max_attempts": 1})
     return Target(
         where=f"stack {stack} ({session.region_name})",
         queue_url=outputs["DeadLetterQueueUrl"],
         sync_function_name=outputs["SyncFunctionName"],
         sqs=session.client("sqs"),
-        lambda_client=session.client("lambda", config=invoke_config),
+        requests_queue_url=outputs["SyncRequestsQueueUrl"],
+        requests_queue_arn=outputs["SyncRequestsQueueArn"],
+        dlq_arn=outputs["DeadLetterQueueArn"],
+        on_aws=True,
     )
 
 
@@ -528,7 +541,12 @@ def _target(args: argparse.Namespace) -> Target:
 
 def _inspect(args: argparse.Namespace, target: Target) -> int:
     queue = SqsQueue(target.sqs, target.queue_url)
-    inspection = inspect_queue(queue, target.sync_function_name, max_messages=args.max_messages)
+    inspection = inspect_queue(
+        queue,
+        target.sync_function_name,
+        max_messages=args.max_messages,
+        requests_queue_arn=target.requests_queue_arn,
+    )
     if args.json:
         print(json.dumps([m.to_dict() for m in inspection.messages], indent=2))
         return 0
@@ -543,9 +561,10 @@ def _inspect(args: argparse.Namespace, target: Target) -> int:
 
 def _redrive(args: argparse.Namespace, target: Target) -> int:
     queue = SqsQueue(target.sqs, target.queue_url)
-    invoker = LambdaInvoker(target.lambda_client, target.sync_function_name)
-    mode = " (dry run: nothing is invoked or deleted)" if args.dry_run else ""
-    print(f"redriving the dead-letter queue of {target.where} to {target.sync_function_name}{mode}")
+    mode = " (dry run: nothing is sent or deleted)" if args.dry_run else ""
+    print(f"redriving the dead-letter queue of {target.where} to its SyncRequests queue{mode}")
+    if target.on_aws and not args.dry_run and _move_task(args, target, queue):
+        return 0
 
     def show(outcome: RedriveOutcome) -> None:
         print(_line(outcome.report))
@@ -553,11 +572,12 @@ def _redrive(args: argparse.Namespace, target: Target) -> int:
 
     report = redrive_queue(
         queue,
-        invoker,
+        SqsRequeue(target.sqs, target.requests_queue_url),
         target.sync_function_name,
         max_messages=args.max_messages,
         dry_run=args.dry_run,
         on_outcome=show,
+        requests_queue_arn=target.requests_queue_arn,
     )
     counts = ", ".join(
         f"{report.count(r)} {r}" for r in ("redriven", "failed", "skipped", "dry-run")
@@ -568,13 +588,34 @@ def _redrive(args: argparse.Namespace, target: Target) -> int:
     return 0 if report.ok else 1
 
 
+def _move_task(args: argparse.Namespace, target: Target, queue: Queue) -> bool:
+    """SQS's own redrive when every message is a sync request; False to move them one by one."""
+    inspection = inspect_queue(
+        queue,
+        target.sync_function_name,
+        max_messages=args.max_messages,
+        requests_queue_arn=target.requests_queue_arn,
+    )
+    others = [m for m in inspection.messages if not m.redrivable]
+    if others or inspection.limit_reached or not inspection.messages:
+        if others:
+            print(f"{len(others)} message(s) are not sync requests: moving the others one by one")
+        return False
+    handle = start_move_task(target.sqs, target.dlq_arn, target.requests_queue_arn)
+    print(
+        f"SQS moves {len(inspection.messages)} message(s) back (task {handle}); progress: "
+        f"aws sqs list-message-move-tasks --source-arn {target.dlq_arn}"
+    )
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m ops.dlq inspect|redrive`; exit 1 when a redrive failed, 2 on a setup error."""
     parser = argparse.ArgumentParser(prog="dlq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect", help="list messages and why they failed; deletes none")
     redrive = commands.add_parser(
-        "redrive", help="re-submit sync events; delete each only after its run succeeded"
+        "redrive", help="put sync requests back on the SyncRequests queue"
     )
     redrive.add_argument("--dry-run", action="store_true", help="list what would be redriven")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")

@@ -15,6 +15,7 @@ import requests
 from lambdakit.breaker import clear_breakers
 from localstage.aws import (
     MotoServer,
+    local_client,
     prepare_local_stack,
 )
 from localstage.vanta_data import Dataset
@@ -27,11 +28,13 @@ from localstage.vanta_standin import (
 from vulnstats.archive import S3Archive
 from vulnstats.dynamo import DynamoStore
 from vulnstats.errors import StorageError
+from vulnstats.queue import SyncQueue, continuation_starter
 from vulnstats.sync import RunOutcome, SyncConfig, SyncEngine
+from vulnstats.triggers import ContinuationTrigger, parse_message
 from vulnstats.vanta import StaticCredentials, VantaClient, VantaClientConfig, new_breaker
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from lambdakit.retry import Deadline
     from vulnstats.models import Entity
     from vulnstats.ports import StateItem
+    from vulnstats.triggers import Trigger
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,6 +112,8 @@ class World:
         standin: StandIn,
         clock: FakeClock,
         session: requests.Session,
+        requests_queue_url: str,
+        sqs: Any,
     ) -> None:
         self.table = table
         self.dynamodb = dynamodb
@@ -120,7 +126,10 @@ class World:
         self.store = DynamoStore(table, client=dynamodb, sleep=self.sleep)
         self.archive = S3Archive(bucket, client=s3)
         self.now = NOW  # the engine's wall clock: the data set's "now", so stats are exact
-        self.continuations: list[tuple[str, int]] = []
+        # Continuations go through the stack's SyncRequests queue, as on Lambda (the new path).
+        self.sqs = sqs
+        self.requests_queue = SyncQueue(requests_queue_url, client=sqs)
+        self.continuations: list[tuple[str, int]] = []  # every one queued, in order
         self.clients: list[VantaClient] = []
         self._runs = 0
 
@@ -186,7 +195,7 @@ class World:
             runs=state,
             snapshots=state,
             archive=archive if archive is not None else self.archive,
-            start_continuation=lambda run_id, seq: self.continuations.append((run_id, seq)),
+            start_continuation=continuation_starter(self._queue_continuation),
             remaining_seconds=remaining_seconds,
             clock=lambda: self.now,
             config=SyncConfig(
@@ -196,13 +205,37 @@ class World:
             metrics=metrics,
         )
 
+    def _queue_continuation(self, event: Mapping[str, Any], *, delay_seconds: float = 0) -> str:
+        self.continuations.append((str(event["run_id"]), int(event["sequence"])))
+        return self.requests_queue.send(event, delay_seconds=delay_seconds)
+
+    def _take_latest(self) -> Trigger:
+        """Receive every queued message (deleting it) and return the latest continuation.
+
+        Tests may have played earlier continuations directly; the latest is the one the run
+        waits for, read from its message body as the sync function's event source delivers it.
+        """
+        url, latest = self.requests_queue.url, None
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                trigger = parse_message(message["Body"])
+                if trigger == ContinuationTrigger(*self.continuations[-1]):
+                    latest = trigger
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        assert latest is not None, f"continuation {self.continuations[-1]} was not queued"
+        return latest
+
     def follow(self, outcome: RunOutcome, **engine_options: Any) -> RunOutcome:
-        """Play the continuations a run asked for until it stops continuing."""
+        """Play the continuations a run queued until it stops continuing."""
         for _ in range(100):
             if outcome.status != "continuing":
                 return outcome
-            run_id, sequence = self.continuations[-1]
-            outcome = self.engine(**engine_options).resume(run_id, sequence)
+            outcome = self.engine(**engine_options).handle(self._take_latest())
         raise AssertionError("the run kept continuing for 100 invocations")
 
     # ----- reading what was stored -----
@@ -270,6 +303,8 @@ def new_world(
     )
     with requests.Session() as session:
         yield World(
+            requests_queue_url=created["SyncRequestsQueue"],
+            sqs=local_client("sqs", moto.endpoint_url, REGION),
             table=created["StateTable"],
             bucket=created["ArchiveBucket"],
             dynamodb=dynamodb,

@@ -73,7 +73,12 @@ SYNC_ALARMS: Final[dict[str, dict[str, Any]]] = {
 }
 AWS_METRICS: Final = {
     "AWS/Lambda": {"Errors", "Throttles", "Duration", "ConcurrentExecutions", "Invocations"},
-    "AWS/SQS": {"ApproximateNumberOfMessagesVisible"},
+    "AWS/SQS": {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateAgeOfOldestMessage",
+    },
     "AWS/ApiGateway": {"Latency", "IntegrationLatency", "Count", "4XXError", "5XXError"},
     "LambdaInsights": {"init_duration", "memory_utilization"},
 }

@@ -30,7 +30,7 @@ REPO: Final = Path(__file__).resolve().parents[2]
 CASES: Final = {
     "ApiFunction": (
         "api_fn.handler",
-        {"TABLE_NAME": "t", "SYNC_FUNCTION_NAME": "s"},
+        {"TABLE_NAME": "t", "SYNC_QUEUE_URL": "https://sqs.local/q"},
         {"warmer": True, "ping_id": "built"},
     ),
     "SyncFunction": (
@@ -39,6 +39,7 @@ CASES: Final = {
             "TABLE_NAME": "t",
             "ARCHIVE_BUCKET": "b",
             "VANTA_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:v-AbCdEf",
+            "SYNC_QUEUE_URL": "https://sqs.local/q",
         },
         {"warmer": True, "ping_id": "built"},
     ),

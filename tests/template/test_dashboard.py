@@ -21,7 +21,12 @@ pytestmark = [pytest.mark.template]
 
 AWS_METRICS: Final = {
     "AWS/Lambda": {"Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"},
-    "AWS/SQS": {"ApproximateNumberOfMessagesVisible"},
+    "AWS/SQS": {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateAgeOfOldestMessage",
+    },
     "AWS/ApiGateway": {"Latency", "IntegrationLatency", "Count", "4XXError", "5XXError"},
     "LambdaInsights": {"init_duration", "memory_utilization"},
 }

@@ -85,7 +85,11 @@ def test_by_default_table_bucket_and_logs_use_aws_managed_encryption(
     for group in view.of_type("AWS::Logs::LogGroup"):
         assert "KmsKeyId" not in view.properties(group), group
     assert _logs_statement(view) is None
-    assert _kms_actions_on_the_key(view, "ApiFunctionRole") == set()
+    # the API sends sync requests to the queue, which the stack's key encrypts either way
+    assert _kms_actions_on_the_key(view, "ApiFunctionRole") == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
 
 
 def test_the_option_encrypts_table_bucket_and_every_log_group_with_the_key(
@@ -134,9 +138,13 @@ def test_the_functions_may_use_the_key_for_what_they_touch(
 ) -> None:
     view = deployed(CustomerManagedKey="true")
 
-    # the sync writes and reads archive pages and table items; the API only reads the table
+    # the sync writes and reads archive pages and table items; the API reads the table and
+    # both send to the SyncRequests queue
     assert _kms_actions_on_the_key(view, "SyncFunctionRole") == {
         "kms:Decrypt",
         "kms:GenerateDataKey",
     }
-    assert _kms_actions_on_the_key(view, "ApiFunctionRole") == {"kms:Decrypt"}
+    assert _kms_actions_on_the_key(view, "ApiFunctionRole") == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }

@@ -24,12 +24,18 @@ FUNCTIONS: Final[dict[str, dict[str, Any]]] = {
     "SyncFunction": {
         "handler": "sync_fn.handler.handler",
         "service": "sync",
-        "env": {"TABLE_NAME", "ARCHIVE_BUCKET", "VANTA_SECRET_ARN", "VANTA_API_BASE_URL"},
+        "env": {
+            "TABLE_NAME",
+            "ARCHIVE_BUCKET",
+            "VANTA_SECRET_ARN",
+            "VANTA_API_BASE_URL",
+            "SYNC_QUEUE_URL",
+        },
     },
     "ApiFunction": {
         "handler": "api_fn.handler.handler",
         "service": "api",
-        "env": {"TABLE_NAME", "SYNC_FUNCTION_NAME", "CACHE_TTL_SECONDS"},
+        "env": {"TABLE_NAME", "SYNC_QUEUE_URL", "CACHE_TTL_SECONDS"},
     },
     "WarmerFunction": {
         "handler": "warmer_fn.handler.handler",
@@ -132,15 +138,9 @@ def test_sync_function_is_sized_and_bounded_as_designed(deployed: Callable[..., 
     assert int(sync["MemorySize"]) == 1536
     assert int(sync["Timeout"]) == 900
     assert int(sync["ReservedConcurrentExecutions"]) == 5
-    assert sync["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
-    invoke_config = view.properties("SyncFunctionEventInvokeConfig")
-    assert invoke_config["FunctionName"] == {"Ref": "SyncFunction"}
-    assert 0 <= int(invoke_config["MaximumRetryAttempts"]) <= 2
-    assert 60 <= int(invoke_config["MaximumEventAgeInSeconds"]) <= 6 * 3600
-    (target,) = view.properties("SyncFunctionSchedule")["Targets"]
-    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
-    assert set(target["RetryPolicy"]) == {"MaximumEventAgeInSeconds", "MaximumRetryAttempts"}
-    assert view.properties("SyncFunctionSchedule")["ScheduleExpression"] == "rate(1 hour)"
+    # nothing invokes it asynchronously any more: no async DLQ, no event invoke config
+    assert "DeadLetterConfig" not in sync
+    assert "SyncFunctionEventInvokeConfig" not in view.resources
 
 
 def test_api_function_answers_within_api_gateways_limit(deployed: Callable[..., Deployed]) -> None:
@@ -262,13 +262,8 @@ def test_invoke_permissions_are_scoped_to_their_targets(deployed: Callable[..., 
         if "lambda:InvokeFunction" in _as_list(statement["Action"])
     }
 
-    # the sync function continues itself through its fixed name, not a GetAtt of itself (no cycle)
-    assert invokes["SyncFunctionRole"] == (
-        "arn:aws:lambda:us-east-1:123456789012:function:vulnstats-test-sync"
-    )
-    assert view.properties("SyncFunction")["FunctionName"] == "vulnstats-test-sync"
-    assert invokes["ApiFunctionRole"] == {"Fn::GetAtt": ["SyncFunction", "Arn"]}
-    assert invokes["WarmerFunctionRole"] == {"Ref": "ApiFunctionAliaslive"}
+    # sync requests go through the queue: only the warmer invokes a function directly
+    assert invokes == {"WarmerFunctionRole": {"Ref": "ApiFunctionAliaslive"}}
 
 
 def test_sync_reads_only_its_secret_and_writes_only_its_archive(

@@ -7,14 +7,13 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from api_fn.errors import (
     ApiError,
     BadRequestError,
-    ConflictError,
     NotFoundError,
     UnavailableError,
 )
@@ -81,6 +80,18 @@ _ROUTE_PATTERNS: Final = tuple(
 type Log = Any
 
 type Starter = Callable[[Mapping[str, Any]], str]
+# How long a promised next run stays named without news: longer than any deferral of its message.
+NEXT_CLAIM_SECONDS: Final = 3600
+
+
+class NextRunClaims(Protocol):
+    """The next-run slot of the state table (vulnstats.dynamo.DynamoStore is the real one)."""
+
+    def claim_next(
+        self, run_id: str, now: datetime, lease_seconds: int, reason: str = ""
+    ) -> str: ...
+    def next_run(self, now: datetime) -> str | None: ...
+    def clear_next(self, run_id: str) -> None: ...
 
 
 def _utc_now() -> datetime:
@@ -102,6 +113,12 @@ def _json_response(
         body=json.dumps(payload, separators=_COMPACT),
         headers=dict(headers or {}),
     )
+
+
+def _accepted(run_id: str, status: str) -> Response[str]:
+    """202 naming the run that will carry the request."""
+    links = {"run": f"/sync/runs/{run_id}"}
+    return _json_response(202, {"runId": run_id, "status": status, "links": links})
 
 
 def allowed_methods(path: str) -> list[str]:
@@ -126,6 +143,7 @@ class _Api:
         reader: ReadStore,
         *,
         start_sync: Starter | None,
+        claims: NextRunClaims | None,
         clock: Callable[[], datetime],
         new_run_id: Callable[[datetime], str],
         logger: Log,
@@ -135,6 +153,7 @@ class _Api:
         self.settings = settings
         self.reader = reader
         self._starter = start_sync
+        self._claims = claims
         self.clock = clock
         self.new_run_id = new_run_id
         ttl = settings.cache_ttl_seconds
@@ -144,10 +163,17 @@ class _Api:
 
     def starter(self) -> Starter:
         if self._starter is None:
-            from vulnstats.invoker import AsyncInvoker  # noqa: PLC0415 - POST /sync only
+            from vulnstats.queue import SyncQueue  # noqa: PLC0415 - POST /sync only
 
-            self._starter = AsyncInvoker(self.settings.sync_function_name)
+            self._starter = SyncQueue(self.settings.sync_queue_url).send
         return self._starter
+
+    def claims(self) -> NextRunClaims:
+        if self._claims is None:
+            from vulnstats.dynamo import DynamoStore  # noqa: PLC0415 - POST /sync only
+
+            self._claims = DynamoStore(self.settings.table_name)
+        return self._claims
 
     def query(self) -> Mapping[str, str] | None:
         params: Mapping[str, str] | None = self.app.current_event.query_string_parameters
@@ -294,23 +320,31 @@ class _Api:
             raise BadRequestError("body", "must be UTF-8 encoded JSON") from None
         reason = parse_sync_reason(body)
         now = self.clock()
+        claims = self.claims()
         holder = self.reader.lock_holder(now)
-        if holder is not None:
-            raise ConflictError(f"sync run {holder} is in progress", runId=holder)
+        # Coalescing, not refusing: every request made while a run is live, or while the next
+        # one is queued, is carried by that next run (docs/sync.md). Only the request that
+        # names it sends a message; the burst behind it sends nothing.
+        queued = claims.next_run(now)
+        if queued is not None:
+            return _accepted(queued, "queued")
         # The sync carries on the latest run if it failed or was abandoned (no lock holds it
         # any more) instead of starting a new one: promise the id of the run that will go on.
-        resumed = resumable_run(next(iter(self.reader.latest_runs(1)), None))
-        run_id = self.new_run_id(now) if resumed is None else resumed.run_id
-        from vulnstats.invoker import InvokeError  # noqa: PLC0415 - POST /sync only
+        resumed = None if holder else resumable_run(next(iter(self.reader.latest_runs(1)), None))
+        wanted = self.new_run_id(now) if resumed is None else resumed.run_id
+        run_id = claims.claim_next(wanted, now, NEXT_CLAIM_SECONDS, reason)
+        if run_id != wanted:  # another request named the next run a moment ago
+            return _accepted(run_id, "queued")
+        from vulnstats.queue import QueueError  # noqa: PLC0415 - POST /sync only
         from vulnstats.triggers import manual_event  # noqa: PLC0415 - POST /sync only
 
         try:
             self.starter()(manual_event(reason, run_id))
-        except InvokeError:
-            self.log.exception("could not start the sync function", extra={"run_id": run_id})
-            raise UnavailableError("could not start a sync run; try again later") from None
-        links = {"run": f"/sync/runs/{run_id}"}
-        return _json_response(202, {"runId": run_id, "status": "accepted", "links": links})
+        except QueueError:
+            claims.clear_next(run_id)  # nothing will carry it: let the next request try again
+            self.log.exception("could not queue the sync request", extra={"run_id": run_id})
+            raise UnavailableError("could not queue a sync run; try again later") from None
+        return _accepted(run_id, "queued" if holder else "accepted")
 
     # ----- errors -----
 
@@ -350,14 +384,16 @@ def create_app(
     reader: ReadStore,
     *,
     start_sync: Starter | None = None,
+    claims: NextRunClaims | None = None,
     clock: Callable[[], datetime] = _utc_now,
     new_run_id: Callable[[datetime], str] = _default_run_id,
     logger: Log | None = None,
 ) -> APIGatewayRestResolver:
     """A resolver serving every route of ``ROUTES`` over ``reader``.
 
-    ``start_sync`` sends the sync function's event asynchronously (default: an AsyncInvoker of
-    ``SYNC_FUNCTION_NAME``, whose Lambda client is created on the first POST /sync).
+    ``start_sync`` sends the sync's trigger to the SyncRequests queue (default: a SyncQueue of
+    ``SYNC_QUEUE_URL``, whose SQS client is created on the first POST /sync); ``claims`` names
+    the next run (default: the state table, its client created on the first POST /sync).
     ``logger`` (the function's Powertools Logger) records errors with the request id.
     """
     app = APIGatewayRestResolver()
@@ -366,6 +402,7 @@ def create_app(
         settings,
         reader,
         start_sync=start_sync,
+        claims=claims,
         clock=clock,
         new_run_id=new_run_id,
         logger=_LOG if logger is None else logger,

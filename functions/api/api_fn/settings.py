@@ -27,7 +27,8 @@ class ApiSettings:
     app_version: str = env("APP_VERSION", parse_str, default="0.0.0-dev")
     stage_name: str = env("STAGE_NAME", parse_str, default="dev")
     table_name: str = env("TABLE_NAME", parse_str)
-    sync_function_name: str = env("SYNC_FUNCTION_NAME", parse_str)
+    # POST /sync sends its trigger to this queue (the SyncRequests queue in front of the sync).
+    sync_queue_url: str = env("SYNC_QUEUE_URL", parse_str)
     cache_ttl_seconds: int = env(
         "CACHE_TTL_SECONDS", in_range(parse_int, minimum=0, maximum=3600), default=300
     )

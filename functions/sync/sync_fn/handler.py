@@ -1,4 +1,4 @@
-"""SyncFunction entry point: scheduled, manual and continuation events drive one sync engine."""
+"""SyncFunction entry point: SyncRequests messages (or one direct trigger) drive the sync engine."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from lambdakit.observability import (
 from lambdakit.settings import load_settings
 from lambdakit.warm import warm_guard
 from sync_fn.settings import SyncSettings
-from sync_fn.wiring import build_engine, once_per_key
+from sync_fn.wiring import build_consumer, build_engine, once_per_key
 from vulnstats.triggers import InvocationStatus, parse_trigger
 
 if TYPE_CHECKING:
@@ -44,13 +44,7 @@ def _run(trigger: Trigger, context: Any) -> dict[str, Any]:
 _run_once = once_per_key(settings, _run)
 
 
-@warm_guard(metrics=metric_sink, app_version=settings.app_version)
-@capture_handler(tracer)
-@log_context(logger)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Parse the trigger (a bad event raises, so it reaches the DLQ intact) and run the sync."""
-    trigger = parse_trigger(event)
+def _handle(trigger: Trigger, context: Any) -> dict[str, Any]:
     started = time.monotonic()
     logger.append_keys(trigger=trigger.kind)
     try:
@@ -63,6 +57,25 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="SyncDurationSeconds", unit="Seconds", value=time.monotonic() - started)
     logger.info("sync invocation finished", extra={"sync": result})
     return result
+
+
+@warm_guard(metrics=metric_sink, app_version=settings.app_version)
+@capture_handler(tracer)
+@log_context(logger)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An SQS batch from SyncRequests (partial batch response), or one trigger invoked directly.
+
+    A direct trigger that is not valid raises, so the caller sees the reason; a message that is
+    not valid is a batch item failure, so it reaches the DLQ after maxReceiveCount receives.
+    """
+    records = event.get("Records") if isinstance(event, dict) else None
+    if isinstance(records, list):
+        consumer = build_consumer(
+            settings, context, lambda trigger: _handle(trigger, context), logger
+        )
+        return consumer.handle(records)
+    return _handle(parse_trigger(event), context)
 
 
 finish_init()

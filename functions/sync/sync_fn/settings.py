@@ -57,6 +57,22 @@ class SyncSettings:
     time_margin_seconds: float = env(
         "SYNC_TIME_MARGIN_SECONDS", in_range(parse_float, minimum=5.0, maximum=600.0), default=90.0
     )
+    # The SyncRequests queue: continuations and deferred requests are sent here.
+    sync_queue_url: str = env("SYNC_QUEUE_URL", parse_str)
+    # A message being handled stays hidden, and the run's lease lasts, to the invocation's
+    # deadline plus this margin: a dead worker's run is taken over that soon after it died.
+    deadline_margin_seconds: float = env(
+        "SYNC_DEADLINE_MARGIN_SECONDS",
+        in_range(parse_float, minimum=5.0, maximum=300.0),
+        default=30.0,
+    )
+    # A request whose run could not even be recorded comes back after this long (5 tries, then
+    # the dead-letter queue).
+    error_retry_seconds: float = env(
+        "SYNC_ERROR_RETRY_SECONDS",
+        in_range(parse_float, minimum=0.0, maximum=900.0),
+        default=60.0,
+    )
     lock_lease_seconds: int = env(
         "SYNC_LOCK_LEASE_SECONDS", in_range(parse_int, minimum=30, maximum=7200), default=960
     )

@@ -11,8 +11,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from vulnstats.archive import S3Archive
+from vulnstats.consumer import ConsumerPolicy, RequestConsumer
 from vulnstats.dynamo import DynamoStore
-from vulnstats.invoker import AsyncInvoker, continuation_starter
+from vulnstats.queue import SyncQueue, continuation_starter
 from vulnstats.secrets import SecretCredentials
 from vulnstats.sync import SyncConfig, SyncEngine
 from vulnstats.vanta import VantaClient, VantaClientConfig
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from sync_fn.settings import SyncSettings
     from vulnstats.triggers import Trigger
 
-__all__ = ["build_engine", "once_per_key"]
+__all__ = ["build_consumer", "build_engine", "once_per_key"]
 
 type Runner = Callable[[Trigger, Any], dict[str, Any]]
 
@@ -84,14 +85,35 @@ def build_engine(
         runs=store,
         snapshots=store,
         archive=S3Archive(settings.archive_bucket),
-        # The sync publishes no versions or aliases: continue on the plain function name, which
-        # is also the one resource its role may invoke.
-        start_continuation=continuation_starter(AsyncInvoker(context.function_name)),
+        # A continuation is a message on the SyncRequests queue, like every other request.
+        start_continuation=continuation_starter(SyncQueue(settings.sync_queue_url).send),
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
         config=SyncConfig(
             time_margin_seconds=settings.time_margin_seconds,
+            lease_margin_seconds=settings.deadline_margin_seconds,
             lock_lease_seconds=settings.lock_lease_seconds,
             page_size=settings.page_size,
         ),
         metrics=metrics,
+    )
+
+
+def build_consumer(
+    settings: SyncSettings,
+    context: Any,
+    run: Callable[[Trigger], dict[str, Any]],
+    logger: Any,
+) -> RequestConsumer:
+    """The SyncRequests consumer of one invocation; ``run`` handles one trigger."""
+    return RequestConsumer(
+        queue=SyncQueue(settings.sync_queue_url),
+        runs=DynamoStore(settings.table_name),
+        run=run,
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000.0,
+        policy=ConsumerPolicy(
+            deadline_margin_seconds=settings.deadline_margin_seconds,
+            retry_seconds=float(settings.lock_lease_seconds),
+            error_retry_seconds=settings.error_retry_seconds,
+        ),
+        logger=logger,
     )

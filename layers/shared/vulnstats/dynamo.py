@@ -16,6 +16,7 @@ from vulnstats.items import (
     ENTITY_PK,
     LAST_COMPLETE_KEY,
     LOCK_KEY,
+    NEXT_KEY,
     PK_RUN,
     PK_STATS,
     REMDATE,
@@ -393,20 +394,71 @@ class DynamoStore:
 
     def release_lock(self, run_id: str) -> None:
         """Release the lock if run_id holds it (no error otherwise)."""
+        if not self._delete_held(LOCK_KEY, run_id, "lock"):
+            _LOG.info("lock not held by this run", extra={"run_id": run_id})
+
+    def _delete_held(self, key: Mapping[str, Any], run_id: str, what: str) -> bool:
+        """Delete the item at key if run_id holds it; False when it does not."""
         try:
             self.client.delete_item(
                 TableName=self.table_name,
-                Key=LOCK_KEY,
+                Key=key,
                 ConditionExpression="#run = :me",
                 ExpressionAttributeNames={"#run": "run_id"},
                 ExpressionAttributeValues={":me": {"S": run_id}},
             )
         except botocore.exceptions.ClientError as exc:
             if _code(exc) != _CONDITION_FAILED:
-                raise self._error("DeleteItem (lock)", exc) from exc
-            _LOG.info("lock not held by this run", extra={"run_id": run_id})
+                raise self._error(f"DeleteItem ({what})", exc) from exc
+            return False
         except botocore.exceptions.BotoCoreError as exc:
-            raise self._error("DeleteItem (lock)", exc) from exc
+            raise self._error(f"DeleteItem ({what})", exc) from exc
+        return True
+
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int, reason: str = "") -> str:
+        """Name run_id the next run unless a live claim names another; the next run's id."""
+        now_epoch = int(now.timestamp())
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    **NEXT_KEY,
+                    "run_id": {"S": run_id},
+                    "lease_until": {"N": str(now_epoch + lease_seconds)},
+                    "reason": {"S": reason},
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR #lease < :now OR #run = :me",
+                ExpressionAttributeNames={"#pk": "pk", "#lease": "lease_until", "#run": "run_id"},
+                ExpressionAttributeValues={":now": {"N": str(now_epoch)}, ":me": {"S": run_id}},
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) != _CONDITION_FAILED:
+                raise self._error("PutItem (next run)", exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error("PutItem (next run)", exc) from exc
+        else:
+            return run_id
+        # Another request named the next run first; a claim is only dropped when its run starts,
+        # and then a new claim is welcome: name whoever holds it now.
+        return self.next_run(now) or self.claim_next(run_id, now, lease_seconds, reason)
+
+    def next_run(self, now: datetime) -> str | None:
+        """The run named next by a live claim, or None (one consistent GetItem)."""
+        request = self.next_request(now)
+        return None if request is None else request[0]
+
+    def next_request(self, now: datetime) -> tuple[str, str] | None:
+        """The run named next by a live claim and its first request's reason, or None."""
+        item = self._get("GetItem (next run)", NEXT_KEY)
+        if item is None or int(float(item.get("lease_until", {}).get("N", "0"))) < now.timestamp():
+            return None
+        run_id = item.get("run_id", {}).get("S")
+        reason = item.get("reason", {}).get("S", "")
+        return None if run_id is None else (str(run_id), str(reason))
+
+    def clear_next(self, run_id: str) -> None:
+        """Drop the next-run claim if run_id holds it (its run has started)."""
+        self._delete_held(NEXT_KEY, run_id, "next run")
 
     def last_complete(self) -> LastComplete | None:
         """The latest complete run, if any."""

@@ -37,6 +37,7 @@ __all__ = [
     "ENTITY_PK",
     "LAST_COMPLETE_KEY",
     "LOCK_KEY",
+    "NEXT_KEY",
     "NO_DEADLINE",
     "PK_RUN",
     "PK_STATS",
@@ -172,6 +173,8 @@ def run_key(run_id: str) -> Item:
 
 
 LOCK_KEY: Final[Mapping[str, AttributeValue]] = {"pk": {"S": "LOCK"}, "sk": {"S": "SYNC"}}
+# The next run: the one POST /sync promised while another was live or queued (docs/sync.md).
+NEXT_KEY: Final[Mapping[str, AttributeValue]] = {"pk": {"S": "LOCK"}, "sk": {"S": "NEXT"}}
 LAST_COMPLETE_KEY: Final[Mapping[str, AttributeValue]] = {
     "pk": {"S": "META"},
     "sk": {"S": "LAST_COMPLETE"},

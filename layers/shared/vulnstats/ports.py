@@ -242,6 +242,29 @@ class RunStore(Protocol):
         """Release the lock if run_id holds it (no error otherwise)."""
         ...
 
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int, reason: str = "") -> str:
+        """Name run_id the next run (the one queued requests are coalesced into).
+
+        ``reason`` is the first request's: the run records it, whichever message starts it.
+
+        Succeeds when no next run is named, its claim has expired, or run_id already holds it
+        (its claim is then renewed until now + lease_seconds). Returns the id that is the next
+        run after the call: run_id, or the run another request named first.
+        """
+        ...
+
+    def next_run(self, now: datetime) -> str | None:
+        """The run named next by a live claim, or None."""
+        ...
+
+    def next_request(self, now: datetime) -> tuple[str, str] | None:
+        """The run named next by a live claim and the reason it was asked for, or None."""
+        ...
+
+    def clear_next(self, run_id: str) -> None:
+        """Drop the claim if run_id holds it: that run has started (no error otherwise)."""
+        ...
+
     def last_complete(self) -> LastComplete | None:
         """The latest complete run, if any."""
         ...

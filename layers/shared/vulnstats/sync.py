@@ -8,6 +8,7 @@ way to start a continuation, so every path is tested with fakes.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -120,7 +121,10 @@ class SyncConfig:
     """Run policy (the sync function's settings fill it)."""
 
     time_margin_seconds: float = 90.0  # below this much remaining time, continue in a new call
-    lock_lease_seconds: int = 960  # longer than one invocation (900 s)
+    # The lease runs to the invocation's deadline plus this margin (renewed at each checkpoint),
+    # so the redelivered message of a dead worker takes the run over soon after the deadline.
+    lease_margin_seconds: float = 30.0
+    lock_lease_seconds: int = 960  # the lease's ceiling: longer than one invocation (900 s)
     max_continuations: int = 200  # a run that needs more is failed, not looped forever
     page_size: int = 100
 
@@ -134,6 +138,7 @@ class RunOutcome:
     message: str
     counts: Counts = field(default_factory=Counts)  # this invocation's share
     run_counts: Counts = field(default_factory=Counts)  # the whole run's so far
+    retry_after: float | None = None  # refused: seconds until the live run's lease ends
 
     def to_answer(self) -> dict[str, Any]:
         """The sync function's JSON answer (what the DLQ tool and the local stage read)."""
@@ -143,6 +148,7 @@ class RunOutcome:
             "message": self.message,
             "counts": self.counts.to_dict(),
             "run_counts": self.run_counts.to_dict(),
+            "retry_after": self.retry_after,
         }
 
 
@@ -202,16 +208,40 @@ class SyncEngine:
                 return self.start(trigger.kind)
 
     def start(self, trigger: str, reason: str = "", run_id: str | None = None) -> RunOutcome:
-        """Start a run (or resume the latest failed or abandoned one); refused while one runs."""
+        """Start a run (or resume the latest failed or abandoned one); refused while one runs.
+
+        A request naming its run (POST /sync promised that id) is coalesced when that run is
+        live or done. A start without a name takes the next run's name when one was promised,
+        so the requests queued behind it are carried by this run.
+        """
         now = self._clock()
+        if run_id is not None:
+            named = self._runs.get_run(run_id)
+            if named is not None and named.status is RunStatus.SUCCEEDED:
+                return RunOutcome(
+                    InvocationStatus.COALESCED, run_id, f"run {run_id} carried this request"
+                )
         latest = resumable_run(next(iter(self._runs.latest_runs(1)), None))
-        lock_id = latest.run_id if latest is not None else run_id or self._new_run_id(now)
+        if latest is not None:
+            lock_id = latest.run_id
+        else:
+            lock_id = run_id or self._runs.next_run(now) or self._new_run_id(now)
         try:
-            self._runs.acquire_lock(lock_id, now, self._config.lock_lease_seconds)
+            self._runs.acquire_lock(lock_id, now, self._lease())
         except RunInProgressError as busy:
+            if busy.holder == run_id:
+                return RunOutcome(
+                    InvocationStatus.COALESCED, run_id, f"run {run_id} is live: it carries this"
+                )
+            wait = None if busy.lease_until is None else (busy.lease_until - now).total_seconds()
             return RunOutcome(
-                InvocationStatus.REFUSED, busy.holder, f"sync run {busy.holder} is in progress"
+                InvocationStatus.REFUSED,
+                busy.holder,
+                f"sync run {busy.holder} is in progress",
+                retry_after=max(1.0, wait) if wait is not None else None,
             )
+        # Requests promised this run are carried from now on: a new request names a new one.
+        self._runs.clear_next(lock_id)
         if latest is not None:
             # Its lease had expired (a dead worker) or it had failed: carry on from its checkpoint.
             # Taking it over starts a new continuation epoch, so a continuation event of the old
@@ -252,9 +282,7 @@ class SyncEngine:
                 f"(status {run.status}, continuation {run.continuations})",
             )
         try:
-            self._runs.acquire_lock(
-                run_id, self._clock(), self._config.lock_lease_seconds, renew=True
-            )
+            self._runs.acquire_lock(run_id, self._clock(), self._lease(), renew=True)
         except RunInProgressError as busy:
             return RunOutcome(
                 InvocationStatus.REFUSED, busy.holder, f"sync run {busy.holder} holds the lock"
@@ -403,7 +431,7 @@ class SyncEngine:
         now = self._clock()
         run = replace(run, checkpoint=checkpoint, updated_at=now)
         # Renew first: if the lease was lost, the run must not record progress it does not own.
-        self._runs.acquire_lock(run.run_id, now, self._config.lock_lease_seconds, renew=True)
+        self._runs.acquire_lock(run.run_id, now, self._lease(), renew=True)
         self._runs.put_run(run)
         self._current = run
         return run
@@ -481,6 +509,11 @@ class SyncEngine:
         return self._remediation_window() or _EVERYTHING
 
     # ------------------------------------------------------------------ endings
+
+    def _lease(self) -> int:
+        """Seconds of lease: to this invocation's deadline plus the margin, within the ceiling."""
+        to_deadline = math.ceil(self._remaining() + self._config.lease_margin_seconds)
+        return max(1, min(self._config.lock_lease_seconds, to_deadline))
 
     def _out_of_time(self) -> bool:
         return self._remaining() < self._config.time_margin_seconds

@@ -1,11 +1,13 @@
 """The sync function's contract: the events that start it, their idempotency keys, its answers.
 
 Every producer (the API's POST /sync, the engine's continuations, the local stage, the DLQ tool)
-builds events here and the sync function parses them here, so the wire format has one home.
+builds events here and the sync function parses them here, so the wire format has one home. On
+the SyncRequests queue the event is the message body, unchanged (``parse_message``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +17,7 @@ from vulnstats.errors import VulnStatsError
 
 __all__ = [
     "DEFAULT_REASON",
+    "MAX_MESSAGE_BYTES",
     "MAX_REASON",
     "SUCCESS_STATUSES",
     "ContinuationTrigger",
@@ -26,6 +29,7 @@ __all__ = [
     "TriggerKind",
     "continuation_event",
     "manual_event",
+    "parse_message",
     "parse_trigger",
 ]
 
@@ -35,6 +39,9 @@ _CONTINUE: Final = "continue"
 _RUN_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 MAX_REASON: Final = 500
 DEFAULT_REASON: Final = "manual start"
+# The largest trigger is a scheduled event naming a few rules: far below this. A bigger body is
+# not a trigger, and is refused before it is parsed.
+MAX_MESSAGE_BYTES: Final = 8192
 
 type TriggerKind = Literal["scheduled", "manual", "continuation"]
 
@@ -52,10 +59,13 @@ class InvocationStatus(StrEnum):
     REFUSED = "refused"  # another run holds the lock
     STALE = "stale"  # a continuation the run no longer needs
     DUPLICATE = "duplicate"  # the same event is being handled (idempotency)
+    COALESCED = "coalesced"  # the run the request names is live or done: it carries the request
 
 
 # The answers after which the event needs no retry: the run it started is done or under way.
-SUCCESS_STATUSES: Final = frozenset({InvocationStatus.SUCCEEDED, InvocationStatus.CONTINUING})
+SUCCESS_STATUSES: Final = frozenset(
+    {InvocationStatus.SUCCEEDED, InvocationStatus.CONTINUING, InvocationStatus.COALESCED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +169,20 @@ def parse_trigger(event: Any) -> Trigger:
             "event: not a scheduled event and no 'action' field; expected 'sync' or 'continue'"
         )
     raise InvalidTriggerError(f"action: unknown value {action!r}; expected 'sync' or 'continue'")
+
+
+def parse_message(body: str) -> Trigger:
+    """The trigger carried by a SyncRequests message body, or InvalidTriggerError saying why."""
+    size = len(body.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidTriggerError(
+            f"message body: {size} bytes, larger than a trigger ({MAX_MESSAGE_BYTES} at most)"
+        )
+    try:
+        event = json.loads(body)
+    except ValueError as exc:
+        raise InvalidTriggerError(f"message body: not JSON ({exc})") from None
+    return parse_trigger(event)
 
 
 def _scheduled(event: dict[str, Any]) -> ScheduledTrigger:

@@ -370,7 +370,7 @@ def test_malformed_sync_body_is_400_naming_body(api: Callable[..., requests.Resp
     assert response.json()["parameter"] == "body"
 
 
-def test_post_sync_while_a_run_holds_the_lock_is_409(
+def test_post_sync_while_a_run_holds_the_lock_names_the_next_run(
     api: Callable[..., requests.Response], stage: LocalStage, dynamodb: DynamoDBClient
 ) -> None:
     table = stage.physical_ids["StateTable"]
@@ -386,11 +386,16 @@ def test_post_sync_while_a_run_holds_the_lock_is_409(
         },
     )
     try:
-        response = api("POST", "/sync", json={"reason": "should wait"})
-        assert response.status_code == 409
-        assert response.json() == {"message": f"sync run {holder} is in progress", "runId": holder}
+        # when two people ask for a sync while a run is live
+        first = api("POST", "/sync", json={"reason": "should wait"})
+        second = api("POST", "/sync", json={"reason": "me too"})
+        # then both are accepted for the same next run, not refused
+        assert (first.status_code, second.status_code) == (202, 202)
+        assert first.json()["status"] == second.json()["status"] == "queued"
+        assert first.json()["runId"] == second.json()["runId"] != holder
     finally:
-        dynamodb.delete_item(TableName=table, Key={"pk": {"S": "LOCK"}, "sk": {"S": "SYNC"}})
+        for sort_key in ("SYNC", "NEXT"):
+            dynamodb.delete_item(TableName=table, Key={"pk": {"S": "LOCK"}, "sk": {"S": sort_key}})
 
 
 def test_post_sync_starts_a_run_whose_record_appears(api: Callable[..., requests.Response]) -> None:

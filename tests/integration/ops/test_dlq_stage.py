@@ -1,4 +1,4 @@
-"""DLQ tooling on the local stage: a real async failure is inspected, then redriven (or kept)."""
+"""DLQ tooling on the local stage: a request dead-lettered by the queue is inspected, redriven."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stage_support import invoke_client, isolated_stage
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset
-from ops.dlq import LambdaInvoker, SqsQueue, inspect_queue, main, redrive_queue
+from ops.dlq import SqsQueue, SqsRequeue, inspect_queue, main, redrive_queue
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,7 +70,11 @@ def _drain(sqs: Any, url: str) -> None:
 
 def _set_table(client: Any, table: str) -> None:
     config = client.get_function_configuration(FunctionName=SYNC)
-    variables = dict(config["Environment"]["Variables"]) | {"TABLE_NAME": table}
+    # A failed request comes back after 1 s (not 60), so it is dead-lettered within seconds.
+    variables = dict(config["Environment"]["Variables"]) | {
+        "TABLE_NAME": table,
+        "SYNC_ERROR_RETRY_SECONDS": "1",
+    }
     client.update_function_configuration(FunctionName=SYNC, Environment={"Variables": variables})
     client.get_waiter("function_updated_v2").wait(FunctionName=SYNC)
 
@@ -90,64 +94,79 @@ def _scheduled_event() -> dict[str, Any]:
     return event
 
 
+def _requeue(stage: LocalStage) -> SqsRequeue:
+    sqs = local_client("sqs", stage.urls["aws"], stage.config.region)
+    return SqsRequeue(sqs, stage.physical_ids["SyncRequestsQueue"])
+
+
 def _fail_into_dlq(client: Any, queue: SqsQueue, stage: LocalStage) -> tuple[str, MessageReport]:
-    """Send one scheduled event asynchronously; wait (bounded) until it is dead-lettered."""
+    """Queue one scheduled event; wait (bounded) until the queue dead-letters it (5 receives)."""
+    del client  # the broken_sync fixture did the breaking
     event = _scheduled_event()
-    answer = client.invoke(FunctionName=SYNC, InvocationType="Event", Payload=json.dumps(event))
-    assert answer["StatusCode"] == 202
+    _requeue(stage).send(json.dumps(event))
     sync_name = stage.describe()["functions"][SYNC]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         seen = inspect_queue(queue, sync_name, max_messages=10).messages
         if seen:
             assert len(seen) == 1
             return event["id"], seen[0]
         time.sleep(0.2)
-    raise AssertionError("the failed event did not reach the dead-letter queue within 60 s")
+    raise AssertionError("the failed event did not reach the dead-letter queue within 90 s")
 
 
 def test_a_failed_event_is_inspected_then_redriven_and_deleted_once_the_fault_is_gone(
     stage: LocalStage, lambda_client: Any, queue: SqsQueue, broken_sync: str
 ) -> None:
     sync_name = stage.describe()["functions"][SYNC]
-    # given a scheduled event that failed (after Lambda's retries) into the DLQ
+    # given a scheduled event that failed maxReceiveCount times into the DLQ
     event_id, report = _fail_into_dlq(lambda_client, queue, stage)
-    # then inspect names the failure and the event, and leaves the message in place
-    assert report.source == "lambda"
-    assert report.request_id
-    assert "ResourceNotFoundException" in str(report.error_message)
+    # then inspect names where it came from and the event, and leaves the message in place
+    assert report.source == "queue"
+    assert report.receive_count >= 1
     assert event_id in report.event
     assert report.redrivable
     again = inspect_queue(queue, sync_name, max_messages=10).messages
     assert [m.message_id for m in again] == [report.message_id]
     # when the fault is removed and the queue redriven
     _set_table(lambda_client, broken_sync)
-    outcome = redrive_queue(
-        queue, LambdaInvoker(lambda_client, sync_name), sync_name, max_messages=10
-    )
-    # then the run completed and the message is gone
+    outcome = redrive_queue(queue, _requeue(stage), sync_name, max_messages=10)
+    # then the request is back on the SyncRequests queue, gone from the DLQ, and its run done
     assert [o.result for o in outcome.outcomes] == ["redriven"], outcome.outcomes
-    assert "succeeded" in outcome.outcomes[0].detail
     assert inspect_queue(queue, sync_name, max_messages=10).messages == []
+    dynamodb = local_client("dynamodb", stage.urls["aws"], stage.config.region)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = dynamodb.query(
+            TableName=broken_sync,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "RUN"}},
+            ConsistentRead=True,
+        )["Items"]
+        if any(item["status"]["S"] == "succeeded" for item in found):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the redriven request did not complete a run within 60 s")
 
 
-def test_a_redrive_that_fails_again_keeps_the_message_and_says_why(
+def test_a_request_redriven_while_the_cause_remains_returns_to_the_dlq(
     stage: LocalStage, lambda_client: Any, queue: SqsQueue, broken_sync: str
 ) -> None:
     sync_name = stage.describe()["functions"][SYNC]
     # given a dead-lettered event whose cause is still there
-    _, report = _fail_into_dlq(lambda_client, queue, stage)
+    event_id, _ = _fail_into_dlq(lambda_client, queue, stage)
     # when redriven
-    outcome = redrive_queue(
-        queue, LambdaInvoker(lambda_client, sync_name), sync_name, max_messages=10
-    )
-    # then the redrive failed with the function's error, and the message is still in the queue
-    assert [o.result for o in outcome.outcomes] == ["failed"]
-    assert "function error" in outcome.outcomes[0].detail
-    assert "ResourceNotFoundException" in outcome.outcomes[0].detail
-    assert not outcome.ok
-    left = inspect_queue(queue, sync_name, max_messages=10).messages
-    assert [m.message_id for m in left] == [report.message_id]
+    outcome = redrive_queue(queue, _requeue(stage), sync_name, max_messages=10)
+    assert [o.result for o in outcome.outcomes] == ["redriven"]
+    # then the queue's own redrive policy brings it back after maxReceiveCount failures
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        left = inspect_queue(queue, sync_name, max_messages=10).messages
+        if left:
+            assert [event_id in m.event for m in left] == [True]
+            return
+        time.sleep(0.2)
+    raise AssertionError("the redriven request did not come back to the DLQ within 90 s")
 
 
 def test_the_command_line_finds_the_stage_from_its_state_file(

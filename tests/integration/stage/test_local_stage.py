@@ -137,41 +137,35 @@ def test_protected_routes_reach_the_function_with_the_key(stage: LocalStage) -> 
     assert response.headers["Content-Type"].startswith("application/json")
 
 
-def test_failed_async_sync_event_lands_in_the_dead_letter_queue(
-    stage: LocalStage, lambda_client: Any
+def test_the_sync_schedule_fires_into_the_queue_and_the_sync_runs_from_it(
+    stage: LocalStage,
 ) -> None:
-    # given an event the sync function refuses
-    lambda_client.invoke(
-        FunctionName="SyncFunction",
-        InvocationType="Event",
-        Payload=json.dumps({"action": "explode"}),
-    )
-    # when its retries are spent / then the event is in the DLQ with Lambda's error attributes
-    sqs = boto3.client(
-        "sqs",
+    # given the template's sync schedule, an EventBridge rule whose target is SyncRequests
+    assert stage.scheduler is not None
+    # when it fires
+    (message_id,) = stage.scheduler.fire("SyncFunction")
+    # then its event went through the queue and the sync's event source ran a scheduled sync
+    dynamodb = boto3.client(
+        "dynamodb",
         endpoint_url=stage.urls["aws"],
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    dlq = stage.physical_ids[_dlq_logical_id(stage)]
-    deadline = time.monotonic() + 60
-    messages: list[Any] = []
-    while not messages and time.monotonic() < deadline:
-        messages = sqs.receive_message(
-            QueueUrl=dlq, WaitTimeSeconds=1, MessageAttributeNames=["All"]
-        ).get("Messages", [])
-    assert messages, "no message reached the dead-letter queue within 60 s"
-    assert json.loads(messages[0]["Body"]) == {"action": "explode"}
-    error = messages[0]["MessageAttributes"]["ErrorMessage"]["StringValue"]
-    assert error.startswith("action: unknown value 'explode'")
-
-
-def _dlq_logical_id(stage: LocalStage) -> str:
-    assert stage.stack is not None
-    queue = stage.stack.functions["SyncFunction"].dead_letter_queue
-    assert queue is not None
-    return queue
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = dynamodb.query(
+            TableName=stage.physical_ids["StateTable"],
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "RUN"}},
+            ConsistentRead=True,
+        )["Items"]
+        scheduled = [i for i in found if i.get("trigger", {}).get("S") == "scheduled"]
+        if any(item["status"]["S"] == "succeeded" for item in scheduled):
+            assert message_id
+            return
+        time.sleep(0.2)
+    raise AssertionError("no scheduled run completed from the queue within 120 s")
 
 
 def test_stage_file_tells_scripts_where_everything_is(stage: LocalStage) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 from stage_support import invoke_client, isolated_stage
+from sync_stage import items, poll, runs, set_env, set_faults, set_revision
 
 from localstage.aws import local_client
 from localstage.vanta_data import Dataset, Revision
 from vulnstats.triggers import manual_event
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from mypy_boto3_dynamodb import DynamoDBClient
 
@@ -52,16 +52,6 @@ def dynamodb(stage: LocalStage) -> DynamoDBClient:
     return client
 
 
-def _set_env(client: Any, timeout: int | None = None, **values: str) -> None:
-    config = client.get_function_configuration(FunctionName="SyncFunction")
-    variables = dict(config["Environment"]["Variables"]) | values
-    extra = {} if timeout is None else {"Timeout": timeout}
-    client.update_function_configuration(
-        FunctionName="SyncFunction", Environment={"Variables": variables}, **extra
-    )
-    client.get_waiter("function_updated_v2").wait(FunctionName="SyncFunction")
-
-
 def _invoke(client: Any, event: Any) -> dict[str, Any]:
     answer = client.invoke(FunctionName="SyncFunction", Payload=json.dumps(event))
     assert "FunctionError" not in answer, answer["Payload"].read()
@@ -73,44 +63,6 @@ def _event(name: str) -> Any:
     return json.loads((EVENTS / name).read_text())
 
 
-def _runs(dynamodb: DynamoDBClient, table: str) -> dict[str, str]:
-    response = dynamodb.query(
-        TableName=table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "RUN"}},
-        ConsistentRead=True,
-    )
-    return {item["sk"]["S"]: item["status"]["S"] for item in response["Items"]}
-
-
-def _items(dynamodb: DynamoDBClient, table: str, pk: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for page in dynamodb.get_paginator("query").paginate(
-        TableName=table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": pk}},
-    ):
-        for item in page["Items"]:
-            found[item["sk"]["S"]] = json.loads(item["data"]["S"])
-    return found
-
-
-def _poll[T](probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
-    """Bounded polling for an asynchronous invocation's effect."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
-def _set_faults(stage: LocalStage, body: dict[str, Any]) -> None:
-    response = requests.post(f"{stage.urls['vanta']}/_admin/faults", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-
-
 def test_scheduled_sync_stores_the_upstream_set_and_a_replay_does_nothing(
     stage: LocalStage, lambda_client: Any, dynamodb: DynamoDBClient
 ) -> None:
@@ -120,32 +72,30 @@ def test_scheduled_sync_stores_the_upstream_set_and_a_replay_does_nothing(
     first = _invoke(lambda_client, event)
     # then a full sync ran and the table holds exactly the upstream set
     assert first["status"] == "succeeded", first
-    assert _items(dynamodb, table, "ASSET") == {rec["id"]: rec for rec in DATA.iter_assets()}
-    assert _items(dynamodb, table, "VULN") == {
-        rec["id"]: rec for rec in DATA.iter_vulnerabilities()
-    }
-    assert _items(dynamodb, table, "REM") == {rec["id"]: rec for rec in DATA.iter_remediations()}
+    assert items(dynamodb, table, "ASSET") == {rec["id"]: rec for rec in DATA.iter_assets()}
+    assert items(dynamodb, table, "VULN") == {rec["id"]: rec for rec in DATA.iter_vulnerabilities()}
+    assert items(dynamodb, table, "REM") == {rec["id"]: rec for rec in DATA.iter_remediations()}
     # when the same event is delivered again
     second = _invoke(lambda_client, event)
     # then the stored answer comes back and no second run exists
     assert second == first
-    assert list(_runs(dynamodb, table).values()) == ["succeeded"]
+    assert list(runs(dynamodb, table).values()) == ["succeeded"]
 
 
 def test_manual_start_while_a_run_is_going_is_refused(
     stage: LocalStage, lambda_client: Any, dynamodb: DynamoDBClient
 ) -> None:
     table = stage.physical_ids["StateTable"]
-    before = set(_runs(dynamodb, table))
+    before = set(runs(dynamodb, table))
     # given a slow upstream and small pages, so a run takes seconds
-    _set_faults(
+    set_faults(
         stage,
         {
             "rules": [{"kind": "latency", "endpoint": "vulnerabilities", "seconds": 1.0}],
             "token_rate_limit_per_minute": 0,
         },
     )
-    _set_env(lambda_client, VANTA_PAGE_SIZE="10")
+    set_env(lambda_client, VANTA_PAGE_SIZE="10")
     try:
         # when a run is started asynchronously and is under way
         lambda_client.invoke(
@@ -155,43 +105,38 @@ def test_manual_start_while_a_run_is_going_is_refused(
         )
 
         def running() -> str | None:
-            fresh = {k: v for k, v in _runs(dynamodb, table).items() if k not in before}
+            fresh = {k: v for k, v in runs(dynamodb, table).items() if k not in before}
             return next((k for k, v in fresh.items() if v == "running"), None)
 
-        run_id = _poll(running, timeout=60, what="no run started")
+        run_id = poll(running, timeout=60, what="no run started")
         # and a person starts another one
         answer = _invoke(lambda_client, _event("sync_manual.json"))
         # then it is refused and names the run in progress
         assert answer["status"] == "refused", answer
         assert answer["run_id"] == run_id
     finally:
-        _set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
+        set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
     # and the running run finishes on its own, with no other run recorded
-    _poll(
-        lambda: True if _runs(dynamodb, table).get(run_id) == "succeeded" else None,
+    poll(
+        lambda: True if runs(dynamodb, table).get(run_id) == "succeeded" else None,
         timeout=120,
         what="the long run did not finish",
     )
-    assert set(_runs(dynamodb, table)) - before == {run_id}
+    assert set(runs(dynamodb, table)) - before == {run_id}
 
 
 def test_run_cut_into_continuations_by_a_tiny_time_budget_reaches_the_upstream_state(
     stage: LocalStage, lambda_client: Any, dynamodb: DynamoDBClient
 ) -> None:
     table = stage.physical_ids["StateTable"]
-    before = set(_runs(dynamodb, table))
+    before = set(runs(dynamodb, table))
     # given an upstream that changed, and invocations that must hand over after every page
-    # (continuations reach the local Invoke API, as they reach Lambda in AWS)
+    # (continuations go through the SyncRequests queue, as on AWS)
     revised = DATA.with_revision(
         Revision(number=2, change_fraction=0.1, removed_count=5, added_count=7)
     )
-    response = requests.post(
-        f"{stage.urls['vanta']}/_admin/dataset",
-        json={"revision": revised.revision.to_dict()},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    _set_env(
+    set_revision(stage, revised.revision)
+    set_env(
         lambda_client,
         timeout=600,
         VANTA_PAGE_SIZE="100",
@@ -204,23 +149,23 @@ def test_run_cut_into_continuations_by_a_tiny_time_budget_reaches_the_upstream_s
         # then it hands over, and its continuations finish it
         assert first["status"] == "continuing", first
         run_id = first["run_id"]
-        _poll(
-            lambda: True if _runs(dynamodb, table).get(run_id) == "succeeded" else None,
+        poll(
+            lambda: True if runs(dynamodb, table).get(run_id) == "succeeded" else None,
             timeout=120,
             what="the continued run did not finish",
         )
     finally:
-        _set_env(lambda_client, timeout=900, SYNC_TIME_MARGIN_SECONDS="90", VANTA_PAGE_SIZE="100")
+        set_env(lambda_client, timeout=900, SYNC_TIME_MARGIN_SECONDS="90", VANTA_PAGE_SIZE="100")
     run = dynamodb.get_item(
         TableName=table, Key={"pk": {"S": "RUN"}, "sk": {"S": run_id}}, ConsistentRead=True
     )["Item"]
     assert int(run["continuations"]["N"]) >= 3
-    assert set(_runs(dynamodb, table)) - before == {run_id}
+    assert set(runs(dynamodb, table)) - before == {run_id}
     # and the table holds exactly the revised upstream set
-    assert _items(dynamodb, table, "VULN") == {
+    assert items(dynamodb, table, "VULN") == {
         rec["id"]: rec for rec in revised.iter_vulnerabilities()
     }
-    assert _items(dynamodb, table, "ASSET") == {rec["id"]: rec for rec in revised.iter_assets()}
+    assert items(dynamodb, table, "ASSET") == {rec["id"]: rec for rec in revised.iter_assets()}
 
 
 def test_run_id_promised_by_post_sync_exists_when_a_failed_run_is_resumed(
@@ -229,7 +174,7 @@ def test_run_id_promised_by_post_sync_exists_when_a_failed_run_is_resumed(
     table = stage.physical_ids["StateTable"]
     headers = {"x-api-key": stage.api_key}
     # given a run that failed (the upstream refused the findings listing)
-    _set_faults(
+    set_faults(
         stage,
         {
             "rules": [{"kind": "status", "endpoint": "vulnerabilities", "status": 400}],
@@ -239,7 +184,7 @@ def test_run_id_promised_by_post_sync_exists_when_a_failed_run_is_resumed(
     try:
         failed = _invoke(lambda_client, manual_event("will fail"))
     finally:
-        _set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
+        set_faults(stage, {"rules": [], "token_rate_limit_per_minute": 0})
     assert failed["status"] == "failed", failed
     # and an API whose Lambda calls reach the local Invoke API
     config = lambda_client.get_function_configuration(FunctionName="ApiFunction")
@@ -256,8 +201,8 @@ def test_run_id_promised_by_post_sync_exists_when_a_failed_run_is_resumed(
     assert response.status_code == 202, response.text
     promised = response.json()["runId"]
     # and the sync it started has finished (it resumes the failed run)
-    _poll(
-        lambda: True if _runs(dynamodb, table).get(failed["run_id"]) == "succeeded" else None,
+    poll(
+        lambda: True if runs(dynamodb, table).get(failed["run_id"]) == "succeeded" else None,
         timeout=120,
         what="the started sync did not finish",
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from api_fn.app import create_app
 from api_fn.settings import ApiSettings
+from fakes.stores import MemoryRuns
 from vulnstats.items import from_item, snapshot_from_item, snapshot_items, state_item
 from vulnstats.models import AssetType, content_hash, parse_vulnerability
 from vulnstats.ports import StateItem
@@ -177,7 +178,7 @@ NOW = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
 
 @dataclass
 class RecordingStarter:
-    """Stands for the asynchronous invoke of the sync function."""
+    """Stands for the SyncRequests queue: the triggers sent to it."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     failure: Exception | None = None
@@ -186,7 +187,7 @@ class RecordingStarter:
         if self.failure is not None:
             raise self.failure
         self.events.append(dict(event))
-        return "req-async-1"
+        return f"message-{len(self.events)}"
 
 
 @dataclass
@@ -205,6 +206,7 @@ class Api:
     app: APIGatewayRestResolver
     store: MemoryReadStore
     starter: RecordingStarter
+    claims: MemoryRuns
     base: dict[str, Any]
     context: Any
 
@@ -248,7 +250,7 @@ def api_settings(ttl: int = 120) -> ApiSettings:
         app_version="1.4.2",
         stage_name="test",
         table_name="t",
-        sync_function_name="sync",
+        sync_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/sync-requests",
         cache_ttl_seconds=ttl,
     )
 
@@ -256,11 +258,13 @@ def api_settings(ttl: int = 120) -> ApiSettings:
 def make_api(load_event: Any, lambda_context: Any, *, ttl: int = 120) -> Api:
     store = MemoryReadStore()
     starter = RecordingStarter()
+    claims = MemoryRuns()
     app = create_app(
         api_settings(ttl),
         store,
         start_sync=starter,
+        claims=claims,
         clock=lambda: NOW,
         new_run_id=lambda now: f"{now:%Y%m%dT%H%M%SZ}-0000abcd",
     )
-    return Api(app, store, starter, load_event("api_get_health.json"), lambda_context)
+    return Api(app, store, starter, claims, load_event("api_get_health.json"), lambda_context)

@@ -82,6 +82,8 @@ class MemoryRuns:
     def __init__(self) -> None:
         self.runs: dict[str, RunRecord] = {}
         self.lock: Lock | None = None
+        self.next: Lock | None = None
+        self.next_reason = ""
         self.last: LastComplete | None = None
         self.puts = 0
 
@@ -108,6 +110,28 @@ class MemoryRuns:
     def release_lock(self, run_id: str) -> None:
         if self.lock is not None and self.lock.run_id == run_id:
             self.lock = None
+
+    def claim_next(self, run_id: str, now: datetime, lease_seconds: int, reason: str = "") -> str:
+        from datetime import timedelta
+
+        held = self.next
+        if held is None or held.lease_until < now or held.run_id == run_id:
+            self.next = Lock(run_id, now + timedelta(seconds=lease_seconds))
+            self.next_reason = reason
+            return run_id
+        return held.run_id
+
+    def next_request(self, now: datetime) -> tuple[str, str] | None:
+        named = self.next_run(now)
+        return None if named is None else (named, self.next_reason)
+
+    def next_run(self, now: datetime) -> str | None:
+        held = self.next
+        return None if held is None or held.lease_until < now else held.run_id
+
+    def clear_next(self, run_id: str) -> None:
+        if self.next is not None and self.next.run_id == run_id:
+            self.next = None
 
     def last_complete(self) -> LastComplete | None:
         return self.last

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from api_fn.app import NO_SYNC_MESSAGE, NO_VARIANT_MESSAGE
 from api_fn.params import FINDING_PARAMETERS
 from vulnstats.errors import StorageError
-from vulnstats.invoker import InvokeError
 from vulnstats.items import to_item
 from vulnstats.models import AssetType, parse_vulnerability
 from vulnstats.ports import LastComplete, RunRecord, RunStatus
+from vulnstats.queue import QueueError
 from vulnstats.stats import compute_snapshot
 from vulnstats.triggers import ManualTrigger, parse_trigger
 
@@ -562,20 +562,41 @@ def test_post_sync_without_a_body_uses_a_default_reason(api: Api) -> None:
     assert api.starter.events[0]["reason"] == "requested through the API"
 
 
-def test_post_sync_while_a_run_holds_the_lock_is_409(api: Api) -> None:
+def test_post_sync_while_a_run_is_live_names_the_next_run_instead_of_refusing(api: Api) -> None:
+    # given a live run
     api.store.lock = ("20261122T090000Z-busy0001", NOW + timedelta(minutes=5))
+    # when a person asks for a sync
     answer = api.call("POST", "/sync")
-    assert answer.status == 409
-    assert answer.body == {
-        "message": "sync run 20261122T090000Z-busy0001 is in progress",
-        "runId": "20261122T090000Z-busy0001",
-    }
-    assert api.starter.events == []
+    # then the request is queued for the next run, not refused
+    assert answer.status == 202
+    assert answer.body["runId"] == "20261122T091500Z-0000abcd"
+    assert answer.body["status"] == "queued"
+    assert [event["run_id"] for event in api.starter.events] == ["20261122T091500Z-0000abcd"]
+    # and the reason given is kept with the promise, for whichever message starts that run
+    assert api.claims.next_reason == "requested through the API"
+
+
+def test_a_burst_of_requests_is_coalesced_into_one_next_run_and_one_message(api: Api) -> None:
+    api.store.lock = ("20261122T090000Z-busy0001", NOW + timedelta(minutes=5))
+    answers = [api.call("POST", "/sync") for _ in range(50)]
+    # every request is accepted and names the same next run; one message carries them all
+    assert {(a.status, a.body["runId"]) for a in answers} == {(202, "20261122T091500Z-0000abcd")}
+    assert len(api.starter.events) == 1
 
 
 def test_post_sync_after_the_lease_expired_starts_a_run(api: Api) -> None:
     api.store.lock = ("20261122T080000Z-dead0001", NOW - timedelta(seconds=1))
     assert api.call("POST", "/sync").status == 202
+
+
+def test_post_sync_after_the_next_run_started_names_a_new_one(api: Api) -> None:
+    first = api.call("POST", "/sync").body["runId"]
+    # when the sync starts that run, it drops the claim
+    api.claims.clear_next(first)
+    api.store.lock = (first, NOW + timedelta(minutes=5))
+    # then a new request names a new next run (here the same clock, so compare the messages)
+    assert api.call("POST", "/sync").status == 202
+    assert len(api.starter.events) == 2
 
 
 @pytest.mark.parametrize(
@@ -614,11 +635,13 @@ def test_post_sync_with_a_body_that_is_not_utf8_is_400_not_500(api: Api, raw: by
     assert api.starter.events == []
 
 
-def test_post_sync_when_lambda_refuses_the_invoke_is_503(api: Api) -> None:
-    api.starter.failure = InvokeError("invoke sync: TooManyRequestsException: slow down")
+def test_post_sync_when_sqs_refuses_the_message_is_503_and_frees_the_claim(api: Api) -> None:
+    api.starter.failure = QueueError("send_message on q: ClientError: RequestThrottled")
     answer = api.call("POST", "/sync")
     assert answer.status == 503
-    assert "TooManyRequests" not in json.dumps(answer.body)
+    assert "RequestThrottled" not in json.dumps(answer.body)
+    # then the next request is not told to wait for a run nothing will start
+    assert api.claims.next_run(NOW) is None
 
 
 # ----- routing errors and internal errors -----

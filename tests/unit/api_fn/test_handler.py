@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[3]
 PATH = [REPO / "functions" / "api", REPO / "layers" / "shared"]
-API_ENV = {"TABLE_NAME": "state", "SYNC_FUNCTION_NAME": "sync"}
+API_ENV = {
+    "TABLE_NAME": "state",
+    "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/sync-requests",
+}
 
 
 @pytest.fixture
@@ -96,7 +99,7 @@ def test_init_creates_only_the_http_dynamodb_client_and_freezes_the_heap() -> No
     assert state["frozen"] > 0
     modules = set(state["modules"])
     # nothing only some routes (or no route) need
-    for heavy in ("boto3", "requests", "aws_xray_sdk", "vulnstats.sync", "vulnstats.invoker"):
+    for heavy in ("boto3", "requests", "aws_xray_sdk", "vulnstats.sync", "vulnstats.queue"):
         assert heavy not in modules, heavy
     assert _sdk_modules(state["modules"]) == []
     assert state["tracer"] is False

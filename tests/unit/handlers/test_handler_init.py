@@ -18,12 +18,14 @@ from vulnstats.triggers import manual_event
 
 REPO = Path(__file__).resolve().parents[3]
 
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/sync-requests"
 SYNC_ENV = {
     "TABLE_NAME": "state",
     "ARCHIVE_BUCKET": "archive",
     "VANTA_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:vanta-AbCdEf",
+    "SYNC_QUEUE_URL": QUEUE_URL,
 }
-API_ENV = {"TABLE_NAME": "state", "SYNC_FUNCTION_NAME": "sync"}
+API_ENV = {"TABLE_NAME": "state", "SYNC_QUEUE_URL": QUEUE_URL}
 # The warmer calls Lambda: dummy credentials, so botocore never looks beyond the environment.
 WARMER_ENV = {
     "WARM_TARGETS": "api:live",
@@ -58,7 +60,7 @@ def test_api_init_names_every_missing_variable(load_event: Any) -> None:
     answer = _run("api_fn.handler", "api", {}, load_event("api_get_health.json"))
     assert answer["init_error"] == "SettingsError"
     assert "TABLE_NAME: missing" in answer["message"]
-    assert "SYNC_FUNCTION_NAME: missing" in answer["message"]
+    assert "SYNC_QUEUE_URL: missing" in answer["message"]
 
 
 def test_sync_refuses_a_bad_event_loudly_so_it_reaches_the_dlq() -> None:

@@ -67,7 +67,7 @@ def _restore(
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "TABLE_NAME": "state",
-            "SYNC_FUNCTION_NAME": "sync",
+            "SYNC_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/sync-requests",
             "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
             "DYNAMODB_CLIENT": dynamodb_client,
         },

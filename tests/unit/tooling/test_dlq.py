@@ -10,11 +10,9 @@ import pytest
 
 from ops.dlq import (
     DlqError,
-    Invocation,
     QueueMessage,
     describe,
     inspect_queue,
-    judge,
     redrive_queue,
 )
 
@@ -72,19 +70,16 @@ class FakeQueue:
 
 
 @dataclass
-class FakeSync:
-    """The sync function: answers from a table keyed by the event body, records every call."""
+class FakeRequests:
+    """The SyncRequests queue: records every body sent back; ``failure`` makes sends fail."""
 
-    answers: dict[str, Invocation]
-    calls: list[bytes] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    failure: DlqError | None = None
 
-    def invoke(self, payload: bytes) -> Invocation:
-        self.calls.append(payload)
-        return self.answers[payload.decode()]
-
-
-def _ok(status: str = "succeeded") -> Invocation:
-    return Invocation(None, json.dumps({"status": status, "run_id": "r1", "message": ""}).encode())
+    def send(self, body: str) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.sent.append(body)
 
 
 # ------------------------------------------------------------------ describe
@@ -137,8 +132,8 @@ def test_a_sync_schedule_event_eventbridge_could_not_deliver_is_redrivable() -> 
 @pytest.mark.parametrize(
     ("body", "why"),
     [
-        ("not json at all", "not a sync function event"),
-        ('{"foo": 1}', "not a sync function event"),
+        ("not json at all", "not a sync request"),
+        ('{"foo": 1}', "not a sync request"),
         (
             json.dumps({"Type": "Notification", "TopicArn": "arn:t", "Subject": "ALARM"}),
             "undeliverable alarm notification",
@@ -149,29 +144,6 @@ def test_anything_that_is_not_a_sync_event_is_not_redrivable(body: str, why: str
     report = describe(_message(1, body, {}), SYNC)
     assert not report.redrivable
     assert why in str(report.not_redrivable_because)
-
-
-# ------------------------------------------------------------------ judge
-@pytest.mark.parametrize(
-    ("invocation", "succeeded", "says"),
-    [
-        (_ok("succeeded"), True, "succeeded"),
-        (_ok("continuing"), True, "continuing"),
-        (_ok("failed"), False, "failed"),
-        (_ok("refused"), False, "refused"),
-        (_ok("stale"), False, "stale"),
-        (_ok("duplicate"), False, "duplicate"),
-        (Invocation("Unhandled", b'{"errorMessage": "boom"}'), False, "boom"),
-        (Invocation(None, b"not json"), False, "not JSON"),
-        (Invocation(None, b'{"no": "status"}'), False, "no status"),
-    ],
-)
-def test_only_a_completed_or_continuing_run_counts_as_success(
-    invocation: Invocation, succeeded: bool, says: str
-) -> None:
-    ok, detail = judge(invocation)
-    assert ok is succeeded
-    assert says in detail
 
 
 # ------------------------------------------------------------------ inspect
@@ -202,74 +174,67 @@ def test_a_limit_below_one_is_refused_with_the_flag_named() -> None:
 
 
 # ------------------------------------------------------------------ redrive
-def test_redrive_deletes_a_message_only_after_its_run_succeeded() -> None:
-    # given a scheduled event that will now succeed and a continuation that will fail again
+def test_redrive_puts_each_sync_request_back_on_the_queue_then_deletes_it() -> None:
+    # given a scheduled event and a continuation that failed maxReceiveCount times
     scheduled, continuation = _event("sync_scheduled.json"), _event("sync_continuation.json")
-    queue = FakeQueue([_message(1, scheduled), _message(2, continuation)])
-    sync = FakeSync(
-        {scheduled: _ok(), continuation: Invocation("Unhandled", b'{"errorMessage": "still down"}')}
-    )
+    queue = FakeQueue([_message(1, scheduled, {}), _message(2, continuation, {})])
+    requests = FakeRequests()
     # when redriven
-    report = redrive_queue(queue, sync, SYNC, max_messages=10)
-    # then the bodies were re-submitted as they were, the success deleted, the failure kept
-    assert sync.calls == [scheduled.encode(), continuation.encode()]
-    assert queue.deleted == ["m-1"]
-    assert queue.ids == ["m-2"]
-    assert queue.hidden == set()
-    assert [o.result for o in report.outcomes] == ["redriven", "failed"]
-    assert "still down" in report.outcomes[1].detail
-    assert not report.ok
-    # and each message stayed hidden for longer than one sync invocation can last
-    assert min(queue.visibilities) > 900
-
-
-def test_redrive_skips_what_is_not_a_sync_event_and_keeps_it() -> None:
-    queue = FakeQueue([_message(1, '{"foo": 1}', {})])
-    sync = FakeSync({})
-    report = redrive_queue(queue, sync, SYNC, max_messages=10)
-    assert sync.calls == []
-    assert queue.ids == ["m-1"]
-    assert report.count("skipped") == 1
+    report = redrive_queue(queue, requests, SYNC, max_messages=10)
+    # then both bodies are back on the SyncRequests queue unchanged, and gone from the DLQ
+    assert requests.sent == [scheduled, continuation]
+    assert queue.ids == []
+    assert [o.report.source for o in report.outcomes] == ["queue", "queue"]
+    assert [o.result for o in report.outcomes] == ["redriven", "redriven"]
     assert report.ok
 
 
-def test_a_refused_run_keeps_its_message_for_a_later_redrive() -> None:
+def test_a_request_that_cannot_be_sent_back_stays_in_the_dlq_and_says_why() -> None:
     body = _event("sync_manual.json")
-    queue = FakeQueue([_message(1, body)])
-    report = redrive_queue(queue, FakeSync({body: _ok("refused")}), SYNC, max_messages=10)
+    queue = FakeQueue([_message(1, body, {})])
+    requests = FakeRequests(failure=DlqError("cannot send: AccessDenied"))
+    report = redrive_queue(queue, requests, SYNC, max_messages=10)
     assert queue.ids == ["m-1"]
+    assert queue.hidden == set()
     assert report.outcomes[0].result == "failed"
-    assert "refused" in report.outcomes[0].detail
+    assert "AccessDenied" in report.outcomes[0].detail
+    assert not report.ok
+
+
+def test_redrive_skips_what_is_not_a_sync_request_and_keeps_it() -> None:
+    queue = FakeQueue([_message(1, '{"action": "explode"}', {}), _message(2, "junk", {})])
+    requests = FakeRequests()
+    report = redrive_queue(queue, requests, SYNC, max_messages=10)
+    assert requests.sent == []
+    assert queue.ids == ["m-1", "m-2"]
+    assert report.count("skipped") == 2
+    assert "message is not a sync trigger" in report.outcomes[0].detail
+    assert report.ok
+
+
+def test_a_schedule_event_eventbridge_could_not_queue_is_redrivable() -> None:
+    arn = "arn:aws:sqs:us-east-1:123456789012:vulnstats-dev-sync-requests"
+    attributes = {"TARGET_ARN": arn, "ERROR_CODE": "SQSKMSAccessDenied"}
+    message = _message(1, _event("sync_scheduled.json"), attributes)
+    report = describe(message, SYNC, requests_queue_arn=arn)
+    assert (report.source, report.redrivable) == ("eventbridge", True)
 
 
 def test_redrive_is_bounded_by_the_message_limit() -> None:
     body = _event("sync_scheduled.json")
     queue = FakeQueue([_message(n, body) for n in range(5)])
-    sync = FakeSync({body: _ok()})
-    report = redrive_queue(queue, sync, SYNC, max_messages=2)
-    assert len(sync.calls) == 2
+    requests = FakeRequests()
+    report = redrive_queue(queue, requests, SYNC, max_messages=2)
+    assert len(requests.sent) == 2
     assert queue.ids == ["m-2", "m-3", "m-4"]
     assert report.limit_reached
 
 
-def test_a_failed_message_is_not_retried_within_one_redrive() -> None:
-    # given one message whose run keeps failing
-    body = _event("sync_scheduled.json")
-    queue = FakeQueue([_message(1, body)])
-    sync = FakeSync({body: _ok("failed")})
-    # when redriven with room for many messages
-    redrive_queue(queue, sync, SYNC, max_messages=50)
-    # then it was tried once and is visible again afterwards
-    assert len(sync.calls) == 1
-    assert queue.ids == ["m-1"]
-    assert queue.hidden == set()
-
-
-def test_dry_run_invokes_nothing_and_deletes_nothing() -> None:
+def test_dry_run_sends_nothing_and_deletes_nothing() -> None:
     body = _event("sync_scheduled.json")
     queue = FakeQueue([_message(1, body), _message(2, "junk", {})])
-    sync = FakeSync({})
-    report = redrive_queue(queue, sync, SYNC, max_messages=10, dry_run=True)
-    assert sync.calls == []
+    requests = FakeRequests()
+    report = redrive_queue(queue, requests, SYNC, max_messages=10, dry_run=True)
+    assert requests.sent == []
     assert queue.deleted == []
     assert [o.result for o in report.outcomes] == ["dry-run", "skipped"]

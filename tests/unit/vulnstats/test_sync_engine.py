@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -358,3 +359,48 @@ def test_a_run_finishes_when_its_snapshot_is_stored_not_when_finalize_began(
     assert run.finished_at == NOW + timedelta(seconds=5)
     assert world.runs.last is not None
     assert world.runs.last.finished_at == NOW + timedelta(seconds=5)
+
+
+def test_the_lease_ends_at_the_invocations_deadline_plus_the_margin() -> None:
+    # given an invocation that runs out of time after one page, with 10 s left
+    world = World()
+    engine = world.engine(FakeUpstream(_records(DATA), page_size=5), pages_per_invocation=1)
+    # when it hands the run over
+    engine.start("scheduled")
+    # then the lock lasts to its deadline plus the margin, not a fixed 960 s: a redelivered
+    # message of a worker that died here takes the run over soon after the deadline
+    assert world.runs.lock is not None
+    margin = SyncConfig().lease_margin_seconds
+    assert world.runs.lock.lease_until == NOW + timedelta(seconds=10 + margin)
+
+
+def test_a_request_naming_a_live_or_finished_run_is_coalesced_into_it() -> None:
+    world = World()
+    upstream = FakeUpstream(_records(DATA), page_size=5)
+    live = world.engine(upstream, pages_per_invocation=1).start("manual", "first", "run-a")
+    # when another delivery of the same request arrives while run-a holds the lock
+    again = world.engine(FakeUpstream(_records(DATA))).start("manual", "first", "run-a")
+    assert (live.status, again.status, again.run_id) == ("continuing", "coalesced", "run-a")
+    # and once run-a finished, a late delivery does not start it again
+    world.runs.put_run(replace(world.runs.runs["run-a"], status=RunStatus.SUCCEEDED))
+    world.runs.release_lock("run-a")
+    late = world.engine(FakeUpstream(_records(DATA))).start("manual", "first", "run-a")
+    assert late.status == "coalesced"
+
+
+def test_a_refused_request_says_when_the_live_run_lease_ends() -> None:
+    world = World()
+    world.engine(FakeUpstream(_records(DATA), page_size=5), pages_per_invocation=1).start(
+        "scheduled"
+    )
+    refused = world.engine(FakeUpstream(_records(DATA))).start("manual", "later", "run-b")
+    assert refused.status == "refused"
+    assert refused.retry_after == 10 + SyncConfig().lease_margin_seconds
+
+
+def test_a_scheduled_start_carries_the_promised_next_run_and_drops_the_claim() -> None:
+    world = World()
+    world.runs.claim_next("run-next", NOW, 3600)
+    outcome = world.engine(FakeUpstream(_records(DATA))).start("scheduled")
+    assert outcome.run_id == "run-next"
+    assert world.runs.next_run(NOW) is None
