@@ -118,6 +118,10 @@ S3_SOURCE: Final = (
     "https://aws.amazon.com/s3/pricing/ (S3 Standard, us-east-1; replication is billed as the "
     "destination's PUT requests and storage plus inter-region transfer)"
 )
+SQS_SOURCE: Final = (
+    "cloudburn.io 'Amazon SQS Pricing: Complete Guide' (us-east-1, March 2026) and AWS's SQS "
+    "guide ('Short polling is billed the same as long polling'): standard queue, first tier"
+)
 README_SOURCE: Final = (
     "the service's pricing page, as README.md 'What it costs' quotes it (not re-checked)"
 )
@@ -162,6 +166,9 @@ SERVICE_PRICES: Final[dict[str, ServicePrice]] = {
         0.125,
         "million on-demand read request units",
         "airbyte.com DynamoDB pricing guide (July 2025): the November 2024 on-demand price cut",
+    ),
+    "sqs_standard_million": ServicePrice(
+        0.40, "million standard-queue requests, empty receives included", SQS_SOURCE
     ),
     "api_gateway_rest_million": ServicePrice(
         3.50, "million REST API requests (first 333 million)", README_SOURCE

@@ -73,6 +73,12 @@ _STAND_INS: Final = {
 _SECONDS_BETWEEN_CHECKS_AT_30: Final = 2.0
 
 
+# Lambda's SQS event source keeps long-polling the queue whether or not it holds messages; every
+# ReceiveMessage, empty or not, is a billed request. Its pollers are not documented for standard
+# mode: 5 pollers each waiting the 20 s maximum is the assumption (DrAssumptions).
+_LONG_POLL_SECONDS: Final = 20.0
+
+
 @dataclass(frozen=True, slots=True)
 class DrAssumptions:
     """Figures the template cannot give; the README's cost example uses the same ones."""
@@ -85,6 +91,8 @@ class DrAssumptions:
     check_billed_ms: float = 10.0  # billed duration of one /health/ready (one GetItem)
     api_requests_per_month: float = 100_000.0  # clients' requests: at most one DNS query each
     insights_metrics_per_function: float = 8.0
+    sqs_pollers: float = 5.0  # Lambda's long-polling connections to the SyncRequests queue
+    sqs_requests_per_run: float = 6.0  # send, receive, delete, visibility changes, continuation
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +267,18 @@ def dns_part(s: Standby, a: DrAssumptions, _prices: LambdaPriceTable) -> Line:
     )
 
 
+def queue_part(s: Standby, a: DrAssumptions, _prices: LambdaPriceTable) -> Line:
+    """The SyncRequests queue: Lambda's pollers' receives (mostly empty) and each run's requests."""
+    polls = a.sqs_pollers * MONTH_HOURS * 3600 / _LONG_POLL_SECONDS
+    requests = polls + s.runs_per_month() * a.sqs_requests_per_run
+    return Line(
+        "SQS (SyncRequests)",
+        f"{a.sqs_pollers:g} pollers x one {_LONG_POLL_SECONDS:g} s receive each = {polls:,.0f} "
+        f"receives + {a.sqs_requests_per_run:g} requests a run",
+        requests / 1e6 * _usd("sqs_standard_million"),
+    )
+
+
 def alarms_part(s: Standby, _a: DrAssumptions, _prices: LambdaPriceTable) -> Line:
     """Every alarm of the template, billed per metric it watches."""
     return Line(
@@ -307,6 +327,7 @@ PARTS: Final[tuple[Part, ...]] = (
     replication_part,
     route53_part,
     dns_part,
+    queue_part,
     alarms_part,
     dashboard_part,
     insights_part,
@@ -314,8 +335,8 @@ PARTS: Final[tuple[Part, ...]] = (
     kms_part,
 )
 NOT_COUNTED: Final = (
-    "the SyncRequests queue of the load-leveling design (not in the template yet; one entry of "
-    "PARTS when it lands); the dead-letter queue and the alarm topic cost nothing at rest",
+    "SQS's free tier (1 million requests a month per account) that would absorb the queue's "
+    "line; the dead-letter queue and the alarm topic cost nothing at rest",
     "CloudWatch Logs ingestion and storage beyond Lambda Insights; KMS and Secrets Manager "
     "requests (a few thousand a month)",
     "the primary's own health check and its requests (the same figures again, billed there)",

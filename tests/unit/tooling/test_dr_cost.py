@@ -114,7 +114,7 @@ def test_every_service_price_names_its_source_and_date() -> None:
 def test_the_command_prints_a_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     table = capsys.readouterr().out
-    for expected in ("total", "Not counted", "SyncRequests queue"):
+    for expected in ("total", "Not counted", "SQS (SyncRequests)"):
         assert expected in table
     assert main(["--json"]) == 0
     document = json.loads(capsys.readouterr().out)
