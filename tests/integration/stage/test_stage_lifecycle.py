@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -198,14 +199,14 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
         access = stage.read_until('"resourcePath":"/health"')
         assert '"httpMethod":"GET"' in access
         assert '"status":"200"' in access
-        # and `make logs-local FN=SyncFunction` follows the sync from another terminal
+        # and `make logs-local FN=WarmerFunction` follows the warmer from another terminal
         follower = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "localstage",
                 "logs",
-                "SyncFunction",
+                "WarmerFunction",
                 "--state-file",
                 str(state),
             ],
@@ -214,20 +215,29 @@ def test_the_console_shows_each_invocation_by_request_id_and_each_api_request(
             stderr=subprocess.PIPE,
             text=True,
         )
-        # when a schedule fires an asynchronous (Event) invocation of the sync
-        fired = localstage_cli("fire", "SyncFunction", "--state-file", str(state))
+        # when a schedule fires an asynchronous (Event) invocation (the warmer's: the sync's
+        # schedule now goes through the SyncRequests queue)
+        fired = localstage_cli("fire", "WarmerFunction.OffPeak", "--state-file", str(state))
         request_id = fired.stdout.rsplit("request ", 1)[1].strip()
         # then its REPORT line reaches the console, prefixed by function and request id
         report = stage.read_until(f"REPORT RequestId: {request_id}")
+        # and the sync the schedule sends through the SyncRequests queue is shown the same way
+        localstage_cli("fire", "SyncFunction", "--state-file", str(state))
+        sync_report = stage.read_until("REPORT RequestId: ")
+        while sync_report and not sync_report.startswith("[SyncFunction "):
+            sync_report = stage.read_until("REPORT RequestId: ")
     finally:
         stage.stop()
     followed, said = follower.communicate(timeout=60)  # it ends when the stage stops
-    assert report.startswith(f"[SyncFunction {request_id}] REPORT RequestId: {request_id}")
-    assert f"[SyncFunction {request_id}] REPORT RequestId: {request_id}" in followed
-    assert "[ApiFunction " not in followed
+    assert report.startswith(f"[WarmerFunction {request_id}] REPORT RequestId: {request_id}")
+    prefixed = re.match(r"\[SyncFunction (\S+)\] REPORT RequestId: (\S+)\t", sync_report)
+    assert prefixed is not None, sync_report
+    assert prefixed.group(1) == prefixed.group(2)
+    assert f"[WarmerFunction {request_id}] REPORT RequestId: {request_id}" in followed
+    assert "[SyncFunction " not in followed
     assert "the stage stopped" in said
     assert any(
-        line.startswith(f"[SyncFunction {request_id}] ") and "sync invocation finished" in line
+        line.startswith(f"[WarmerFunction {request_id}] ") and "warming run" in line
         for line in stage.output
     )
 

@@ -17,6 +17,7 @@ import botocore.retries.standard
 import botocore.session
 import pytest
 from fakes.api_store import RecordingStarter, api_settings, raw_finding
+from fakes.stores import MemoryRuns
 from fault_proxy import ProxyFault, running_proxy
 
 from api_fn.app import create_app
@@ -129,6 +130,9 @@ def _app(client: Any, table_name: str) -> APIGatewayRestResolver:
         api_settings(),
         DynamoReader(store),
         start_sync=RecordingStarter(),
+        # POST /sync names its run with botocore whichever client reads: each app gets its own
+        # claims, so both start from an empty claim and must answer alike.
+        claims=MemoryRuns(),
         clock=lambda: NOW,
         new_run_id=lambda now: f"{now:%Y%m%dT%H%M%SZ}-0000abcd",
     )
